@@ -1,0 +1,35 @@
+# Two commands for a fresh clone:  make demo   and   make test
+# Both create .venv when missing and install into it once; the stamp file records that the
+# environment matches pyproject.toml and constraints.txt, so later runs (offline too) skip pip.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.tlkit-installed
+
+.PHONY: demo test install doctor bench clean-venv
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -c constraints.txt -e ".[dev]"
+	@touch $@
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m tlkit demo
+
+# The venv's bin/ goes first on PATH: nbgrader runs `alembic` from there.
+test: $(STAMP)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest
+
+doctor: $(STAMP)
+	$(PY) -m tlkit doctor
+
+bench: $(STAMP)
+	$(PY) bench/feature_cache.py
+	$(PY) bench/train_step.py
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,280 @@
+"""tlkit.download against a real HTTP server on 127.0.0.1 that can corrupt, cut off and
+ignore Range requests."""
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import socket
+import tarfile
+import threading
+import time
+import zipfile
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tlkit.download import ChecksumError, DownloadError, download, extract, file_digest
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def _png(color) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), color).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def make_zip(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+# Stored, not deflated, so the archive is big enough to cut in half across several chunks.
+ARCHIVE = make_zip({f"tree/{c}/{i}.png": _png((40 * i, 10 * len(c), 90)) for c in ("a", "b")
+                    for i in range(3)})
+
+
+class Server:
+    """State the handler reads; tests flip the switches."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {"data.zip": ARCHIVE}
+        self.requests: list[dict[str, str]] = []
+        self.corrupt = False        # serve other bytes than the file
+        self.cut = False            # send half the body, then close the socket
+        self.ignore_range = False   # answer 200 with the whole file even to a Range request
+        self.url = ""
+
+    def ranges(self) -> list[str | None]:
+        return [h.get("Range") for h in self.requests]
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        st: Server = self.server.state
+        st.requests.append(dict(self.headers))
+        data = st.files.get(self.path.lstrip("/"))
+        if data is None:
+            self.send_error(404)
+            return
+        if st.corrupt:
+            data = bytes(b ^ 0x55 for b in data)
+        start, status = 0, 200
+        m = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range", ""))
+        if m and not st.ignore_range:
+            start, status = int(m.group(1)), 206
+            if start >= len(data):
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{len(data)}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+        body = data[start:]
+        self.send_response(status)
+        if status == 206:
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if st.cut:
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:  # keep pytest output clean
+        pass
+
+
+@pytest.fixture
+def server():
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    httpd.handle_error = lambda *a: None  # the deliberate cut-offs raise in the handler
+    httpd.state = Server()
+    httpd.state.url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    # A short poll interval keeps shutdown() (hence teardown) fast.
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield httpd.state
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture(autouse=True)
+def online(monkeypatch):
+    monkeypatch.delenv("TLKIT_OFFLINE", raising=False)
+
+
+SHA = hashlib.sha256(ARCHIVE).hexdigest()
+MD5 = hashlib.md5(ARCHIVE).hexdigest()
+
+
+def part_of(path: Path) -> Path:
+    return path.with_name(path.name + ".part")
+
+
+def test_good_archive_is_downloaded_and_verified(server, tmp_path):
+    target = tmp_path / "sub" / "data.zip"
+    got = download(f"{server.url}/data.zip", target, sha256=SHA, progress=False, timeout=5)
+    assert got == target and target.read_bytes() == ARCHIVE
+    assert not part_of(target).exists()
+    assert file_digest(target) == SHA and file_digest(target, "md5") == MD5
+    # Present and matching: no second request.
+    download(f"{server.url}/data.zip", target, md5=MD5, progress=False, timeout=5)
+    assert len(server.requests) == 1
+
+
+def test_wrong_bytes_raise_and_leave_nothing_then_retry_succeeds(server, tmp_path):
+    target = tmp_path / "data.zip"
+    server.corrupt = True
+    with pytest.raises(ChecksumError) as e:
+        download(f"{server.url}/data.zip", target, sha256=SHA, progress=False, timeout=5)
+    msg = str(e.value)
+    assert str(target) in msg and SHA in msg and hashlib.sha256(
+        bytes(b ^ 0x55 for b in ARCHIVE)).hexdigest() in msg
+    assert "retry" in msg and "report" in msg
+    assert not target.exists() and not part_of(target).exists()
+    server.corrupt = False
+    download(f"{server.url}/data.zip", target, sha256=SHA, progress=False, timeout=5)
+    assert target.read_bytes() == ARCHIVE
+
+
+def test_cut_off_transfer_keeps_part_and_resumes_with_range(server, tmp_path):
+    target = tmp_path / "data.zip"
+    server.cut = True
+    with pytest.raises(DownloadError) as e:
+        download(f"{server.url}/data.zip", target, md5=MD5, progress=False, timeout=5,
+                 chunk_size=256)
+    half = len(ARCHIVE) // 2
+    assert f"interrupted at {half} of {len(ARCHIVE)} bytes" in str(e.value)
+    assert "resume" in str(e.value)
+    assert not target.exists()
+    assert part_of(target).read_bytes() == ARCHIVE[:half]
+
+    server.cut = False
+    download(f"{server.url}/data.zip", target, md5=MD5, progress=False, timeout=5)
+    assert server.ranges() == [None, f"bytes={half}-"]
+    assert target.read_bytes() == ARCHIVE
+    assert not part_of(target).exists()
+
+
+def test_server_ignoring_range_still_gives_the_right_file(server, tmp_path):
+    target = tmp_path / "data.zip"
+    part_of(target).write_bytes(b"stale bytes from somewhere else")
+    server.ignore_range = True
+    download(f"{server.url}/data.zip", target, sha256=SHA, progress=False, timeout=5)
+    assert server.ranges() == [f"bytes={len(b'stale bytes from somewhere else')}-"]
+    assert target.read_bytes() == ARCHIVE
+
+
+def test_complete_part_answered_416_is_verified_not_redownloaded(server, tmp_path):
+    target = tmp_path / "data.zip"
+    part_of(target).write_bytes(ARCHIVE)
+    download(f"{server.url}/data.zip", target, sha256=SHA, progress=False, timeout=5)
+    assert target.read_bytes() == ARCHIVE and len(server.requests) == 1
+    # A .part longer than the file and wrong: 416, deleted, downloaded again from zero.
+    other = tmp_path / "other.zip"
+    part_of(other).write_bytes(b"x" * (len(ARCHIVE) + 10))
+    server.files["other.zip"] = ARCHIVE
+    download(f"{server.url}/other.zip", other, sha256=SHA, progress=False, timeout=5)
+    assert other.read_bytes() == ARCHIVE and server.ranges()[-1] is None
+
+
+def test_unpublished_checksum_is_recorded_and_checked(server, tmp_path):
+    target = tmp_path / "data.zip"
+    download(f"{server.url}/data.zip", target, progress=False, timeout=5)
+    sidecar = tmp_path / "data.zip.sha256"
+    assert sidecar.read_text().split()[0] == SHA
+    download(f"{server.url}/data.zip", target, progress=False, timeout=5)  # cached, verified
+    assert len(server.requests) == 1
+    target.write_bytes(ARCHIVE[:-1] + b"!")
+    with pytest.raises(ChecksumError) as e:
+        download(f"{server.url}/data.zip", target, progress=False, timeout=5)
+    assert str(target) in str(e.value) and "delete" in str(e.value)
+    assert len(server.requests) == 1
+
+
+def test_connection_refused_fails_fast_with_instructions(tmp_path):
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/data.zip"
+    target = tmp_path / "data.zip"
+    t0 = time.monotonic()
+    with pytest.raises(DownloadError) as e:
+        download(url, target, progress=False, timeout=5)
+    assert time.monotonic() - t0 < 5
+    assert url in str(e.value) and str(target) in str(e.value)
+    assert f"download {url} and place it at {target}" in str(e.value)
+    assert not target.exists() and not part_of(target).exists()
+
+
+def test_offline_mode_never_touches_the_network(server, tmp_path, monkeypatch):
+    monkeypatch.setenv("TLKIT_OFFLINE", "1")
+    url, target = f"{server.url}/data.zip", tmp_path / "data.zip"
+    t0 = time.monotonic()
+    with pytest.raises(DownloadError) as e:
+        download(url, target, sha256=SHA, progress=False)
+    assert time.monotonic() - t0 < 5
+    assert url in str(e.value) and str(target) in str(e.value)
+    assert server.requests == []
+    target.write_bytes(ARCHIVE)  # a file placed by hand is used offline
+    assert download(url, target, sha256=SHA, progress=False) == target
+
+
+def test_extract_zip_safely_and_only_once(tmp_path):
+    evil = tmp_path / "evil.zip"
+    evil.write_bytes(make_zip({"ok.txt": b"fine", "../escaped.txt": b"gotcha"}))
+    with pytest.raises(ValueError, match="outside"):
+        extract(evil, tmp_path / "out" / "evil")
+    assert not (tmp_path / "out" / "escaped.txt").exists()
+    assert not (tmp_path / "escaped.txt").exists()
+    assert not (tmp_path / "out" / "evil").exists()
+    assert not (tmp_path / "out" / "evil.extracting").exists()
+
+    good = tmp_path / "good.zip"
+    good.write_bytes(ARCHIVE)
+    into = extract(good, tmp_path / "good")
+    assert sorted(p.name for p in (into / "tree" / "a").iterdir()) == ["0.png", "1.png", "2.png"]
+    with Image.open(into / "tree" / "b" / "2.png") as im:
+        assert im.size == (8, 8)
+    good.unlink()  # a second call must not even open the archive
+    assert extract(good, tmp_path / "good") == into
+
+
+def test_extract_tar_rejects_absolute_and_links_out(tmp_path):
+    def tar(name: str, **link) -> Path:
+        path = tmp_path / f"{len(list(tmp_path.iterdir()))}.tar.gz"
+        with tarfile.open(path, "w:gz") as tf:
+            info = tarfile.TarInfo(name)
+            if link:
+                info.type, info.linkname = tarfile.SYMTYPE, link["to"]
+                tf.addfile(info)
+            else:
+                info.size = 4
+                tf.addfile(info, io.BytesIO(b"data"))
+        return path
+
+    with pytest.raises(ValueError):
+        extract(tar("/etc/evil"), tmp_path / "a")
+    with pytest.raises(ValueError):
+        extract(tar("link", to="../../outside"), tmp_path / "b")
+    assert (extract(tar("dir/file.txt"), tmp_path / "c") / "dir" / "file.txt").read_text() == "data"
+
+
+def test_interrupted_extraction_never_looks_finished(tmp_path):
+    archive = tmp_path / "good.zip"
+    archive.write_bytes(ARCHIVE)
+    leftover = tmp_path / "good.extracting"  # as left by a killed earlier extraction
+    (leftover / "tree").mkdir(parents=True)
+    into = extract(archive, tmp_path / "good")
+    assert not leftover.exists()
+    assert len(list((into / "tree").rglob("*.png"))) == 6

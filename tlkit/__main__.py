@@ -1,0 +1,24 @@
+"""Command line: ``tlkit doctor`` and ``tlkit demo`` (also ``python -m tlkit ...``)."""
+from __future__ import annotations
+
+import sys
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    command, rest = (argv[0], argv[1:]) if argv else ("help", [])
+    if command == "doctor":
+        from .doctor import doctor
+
+        doctor()
+    elif command == "demo":
+        from .demo import main as demo
+
+        demo(rest)
+    else:
+        print("usage: tlkit doctor | tlkit demo [--ks 2 5 10 25] [--seeds 0 1 2] [--out results]")
+        sys.exit(0 if command in ("help", "-h", "--help") else 2)
+
+
+if __name__ == "__main__":
+    main()

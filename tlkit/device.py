@@ -1,0 +1,56 @@
+"""Where code runs: CPU or GPU, which precision, and which notebook service.
+
+The training loop asks these questions once; lessons use them to say plainly when a run
+is on a CPU (the silent-CPU-fallback surprise learners report on Colab).
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+import torch
+
+__all__ = ["default_device", "autocast_dtype", "on_colab", "on_binder", "environment"]
+
+
+def default_device() -> torch.device:
+    """``cuda`` when a GPU is usable, else ``cpu`` (``TLKIT_DEVICE`` overrides).
+
+    Example::
+
+        model.to(tlkit.default_device())
+    """
+    forced = os.environ.get("TLKIT_DEVICE")
+    if forced:
+        return torch.device(forced)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def autocast_dtype(device: torch.device | str) -> torch.dtype | None:
+    """The mixed-precision dtype for ``device``, or None for full float32.
+
+    bfloat16 where the GPU supports it (Ampere and newer): same range as float32, so no
+    loss scaling is needed. float16 on older GPUs such as Colab's T4, which then needs a
+    GradScaler. None on CPU: CPU autocast rarely speeds up these small convnets.
+    """
+    device = torch.device(device)
+    if device.type != "cuda":
+        return None
+    if torch.cuda.is_bf16_supported(including_emulation=False):
+        return torch.bfloat16
+    return torch.float16
+
+
+def on_colab() -> bool:
+    """True inside Google Colab."""
+    return "google.colab" in sys.modules
+
+
+def on_binder() -> bool:
+    """True inside a mybinder.org session (repo2docker sets BINDER_* variables)."""
+    return any(k.startswith("BINDER_") for k in os.environ) or "BINDER_SERVICE_HOST" in os.environ
+
+
+def environment() -> str:
+    """'colab', 'binder' or 'local'."""
+    return "colab" if on_colab() else "binder" if on_binder() else "local"

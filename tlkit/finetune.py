@@ -1,0 +1,53 @@
+"""The fine-tuning recipe (lesson 05): freeze → train the head → unfreeze → lower, spread rates.
+
+Why in two phases: a new head starts random, so its first gradients are large and noisy.
+Letting them flow into the pretrained blocks would scramble the features we came for. Train
+the head alone first; then unfreeze and train everything with smaller rates — smallest for
+the earliest, most generic blocks.
+
+Example::
+
+    model = tlkit.get_backbone("efficientnet_lite0", num_classes=2)
+    history = tlkit.fine_tune(model, train, val_data=test, epochs=3, lr=1e-3)
+    history.marks["unfreeze"]      # the epoch where the blocks were unfrozen
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .backbones import Backbone
+from .surgery import freeze, unfreeze, unfreeze_last
+from .train import History, fit
+
+__all__ = ["fine_tune"]
+
+
+def fine_tune(model: Backbone, train_data, *, val_data=None, epochs: int = 3,
+              freeze_epochs: int = 1, lr: float = 1e-3, lr_ratio: float = 100.0,
+              unfreeze_blocks: int | None = None, checkpoint_dir: str | Path | None = None,
+              resume: bool = False, **fit_kwargs) -> History:
+    """Train the head for ``freeze_epochs`` at ``lr``; then unfreeze (all blocks, or the last
+    ``unfreeze_blocks``) and train ``epochs`` more at ``slice(lr / 2 / lr_ratio, lr / 2)``.
+    Extra keyword arguments go to :func:`tlkit.fit`.
+    """
+    if freeze_epochs < 0 or epochs < 1:
+        raise ValueError(f"need freeze_epochs >= 0 and epochs >= 1, got {freeze_epochs}, {epochs}")
+    ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    history = History()
+    if freeze_epochs:
+        freeze(model)
+        history = fit(model, train_data, val_data=val_data, epochs=freeze_epochs, lr=lr,
+                      checkpoint_dir=ckpt / "head" if ckpt else None, resume=resume,
+                      **fit_kwargs)
+    if unfreeze_blocks is None:
+        unfreeze(model)
+    else:
+        unfreeze_last(model, unfreeze_blocks)
+    # fastai's choice: halve the rate once the head is trained, spread 100x across the blocks.
+    high = lr / 2
+    tuned = fit(model, train_data, val_data=val_data, epochs=epochs,
+                lr=slice(high / lr_ratio, high),
+                checkpoint_dir=ckpt / "all" if ckpt else None, resume=resume, **fit_kwargs)
+    combined = history + tuned
+    combined.marks["unfreeze"] = len(history)
+    return combined

@@ -1,0 +1,199 @@
+"""Model surgery: freeze, unfreeze, new heads, parameter groups, batch-norm policy.
+
+A :class:`~tlkit.backbones.Backbone` is split into *groups*: ``block0`` … ``block4`` (early to
+late; the last one includes the pooling/neck) and ``head``. Every function here works on those
+groups, so the same call means the same thing for VGG, ResNet, MobileNet or EfficientNet::
+
+    tlkit.freeze(model)                      # train only the head (feature extraction)
+    tlkit.unfreeze_last(model, 2)            # also train the last two blocks (fine-tuning)
+    groups = tlkit.param_groups(model, lr=slice(1e-5, 1e-3))   # small LR early, large late
+    torch.optim.SGD(groups, momentum=0.9)
+    print(tlkit.summary(model))
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from torch import nn
+
+from .backbones import Backbone
+
+__all__ = ["layer_groups", "freeze", "unfreeze", "freeze_to", "unfreeze_last", "replace_head",
+           "param_groups", "set_batchnorm", "count_parameters", "summary", "Summary"]
+
+_BN = nn.modules.batchnorm._BatchNorm
+
+
+def layer_groups(model: Backbone) -> list[tuple[str, list[nn.Module]]]:
+    """``[("block0", [...]), …, ("block4", [..., neck]), ("head", [head])]``."""
+    if not isinstance(model, Backbone):
+        raise TypeError(f"expected a tlkit Backbone (from tlkit.get_backbone), got "
+                        f"{type(model).__name__}; for a plain nn.Module set p.requires_grad "
+                        f"yourself (lesson 04 shows how)")
+    blocks = list(model.blocks)
+    groups = [(f"block{i}", [b]) for i, b in enumerate(blocks)]
+    groups[-1][1].append(model.neck)  # the pooling/pre-logit layers go with the last block
+    groups.append(("head", [model.head]))
+    return groups
+
+
+def _set_trainable(model: Backbone, trainable_groups: set[str]) -> Backbone:
+    for name, modules in layer_groups(model):
+        for module in modules:
+            for p in module.parameters():
+                p.requires_grad_(name in trainable_groups)
+    if model.bn_mode == "train":
+        # fastai's train_bn: batch-norm layers keep learning even inside frozen blocks.
+        for m in model.modules():
+            if isinstance(m, _BN):
+                for p in m.parameters():
+                    p.requires_grad_(True)
+    model.train(model.training)  # re-apply the batch-norm policy to the new frozen set
+    return model
+
+
+def freeze(model: Backbone) -> Backbone:
+    """Freeze every block; only the head trains (feature extraction)."""
+    return freeze_to(model, len(model.blocks))
+
+
+def unfreeze(model: Backbone) -> Backbone:
+    """Make every parameter trainable (full fine-tuning)."""
+    return freeze_to(model, 0)
+
+
+def freeze_to(model: Backbone, n: int) -> Backbone:
+    """Freeze the first ``n`` blocks, train the rest and the head (``n < 0`` counts from the end).
+
+    Example: ``freeze_to(model, -2)`` trains the last two blocks and the head.
+    """
+    count = len(model.blocks)
+    if not -count <= n <= count:
+        raise ValueError(f"{model.name} has {count} blocks: n must be in [-{count}, {count}],"
+                         f" got {n}")
+    first_trainable = n % count if n < 0 else n
+    names = {f"block{i}" for i in range(first_trainable, count)} | {"head"}
+    return _set_trainable(model, names)
+
+
+def unfreeze_last(model: Backbone, n: int) -> Backbone:
+    """Train the last ``n`` blocks and the head; keep the earlier blocks frozen."""
+    count = len(model.blocks)
+    if not 0 <= n <= count:
+        raise ValueError(f"{model.name} has {count} blocks: n must be in [0, {count}], got {n}")
+    return freeze_to(model, count - n)
+
+
+def replace_head(model: Backbone, num_classes: int, *, hidden: int | None = None,
+                 dropout: float = 0.0) -> nn.Module:
+    """Put a new randomly initialised head: one linear layer, or two with ``hidden`` units.
+
+    Example: ``replace_head(model, 5, hidden=256, dropout=0.2)``
+    """
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+    if hidden is None:
+        return model.reset_head(num_classes, dropout=dropout)
+    model.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(model.num_features, hidden),
+                               nn.ReLU(inplace=True), nn.Dropout(dropout),
+                               nn.Linear(hidden, num_classes))
+    return model.head
+
+
+def group_learning_rates(lr: float | slice, n: int) -> list[float]:
+    """One rate per group: a float for all, or ``slice(lo, hi)`` spread geometrically."""
+    if isinstance(lr, slice):
+        lo, hi = lr.start, lr.stop
+        if lo is None or hi is None or not 0 < lo <= hi:
+            raise ValueError(f"lr=slice(lo, hi) needs 0 < lo <= hi, got {lr}")
+        if n == 1:
+            return [hi]
+        return [lo * (hi / lo) ** (i / (n - 1)) for i in range(n)]
+    if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
+        raise ValueError(f"lr must be a positive number or slice(lo, hi), got {lr!r}")
+    return [float(lr)] * n
+
+
+def param_groups(model: Backbone, *, lr: float | slice,
+                 weight_decay: float = 0.0) -> list[dict]:
+    """Optimizer parameter groups with discriminative learning rates.
+
+    ``lr=slice(1e-5, 1e-3)``: block0 gets 1e-5, the head 1e-3, the blocks between rates spread
+    evenly on a log scale (earlier layers hold generic features: move them less). Frozen
+    parameters are left out, so the optimizer never touches them.
+    """
+    groups = layer_groups(model)
+    rates = group_learning_rates(lr, len(groups))
+    out = []
+    for (name, modules), rate in zip(groups, rates):
+        params = [p for m in modules for p in m.parameters() if p.requires_grad]
+        if params:
+            out.append({"params": params, "lr": rate, "name": name,
+                        "weight_decay": weight_decay})
+    if not out:
+        raise ValueError(f"every parameter of {model.name} is frozen: nothing to train "
+                         f"(call tlkit.unfreeze_last(model, n) or replace the head first)")
+    return out
+
+
+def set_batchnorm(model: Backbone, mode: str) -> Backbone:
+    """Batch-norm policy while training.
+
+    ``"frozen"`` (default): batch-norm layers inside frozen blocks stay in eval mode, so their
+    running statistics do not drift on a small new data set (Keras' advice).
+    ``"train"``: batch-norm layers always train — parameters and statistics — even in frozen
+    blocks (fastai's ``train_bn``), which helps when the new images look very different.
+    """
+    if mode not in ("frozen", "train"):
+        raise ValueError(f"mode must be 'frozen' or 'train', got {mode!r}")
+    # Which groups are trainable now, judged by their non-batch-norm layers.
+    trainable = {name for name, modules in layer_groups(model)
+                 if any(p.requires_grad for m in modules for sub in m.modules()
+                        if not isinstance(sub, _BN) for p in sub.parameters(recurse=False))}
+    model.bn_mode = mode
+    return _set_trainable(model, trainable)
+
+
+def count_parameters(model: nn.Module, *, trainable: bool | None = None) -> int:
+    """Number of parameters: all (None), only trainable (True) or only frozen (False)."""
+    return sum(p.numel() for p in model.parameters()
+               if trainable is None or p.requires_grad == trainable)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Trainable / frozen parameters per group; prints as a table, renders in notebooks."""
+
+    rows: list[tuple[str, int, int]]  # (group, trainable, frozen)
+
+    @property
+    def trainable(self) -> int:
+        return sum(r[1] for r in self.rows)
+
+    @property
+    def frozen(self) -> int:
+        return sum(r[2] for r in self.rows)
+
+    def __str__(self) -> str:
+        lines = [f"{'group':<8} {'trainable':>12} {'frozen':>12}"]
+        lines += [f"{g:<8} {t:>12,} {f:>12,}" for g, t, f in self.rows]
+        lines.append(f"{'total':<8} {self.trainable:>12,} {self.frozen:>12,}")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        body = "".join(f"<tr><td>{g}</td><td>{t:,}</td><td>{f:,}</td></tr>"
+                       for g, t, f in self.rows)
+        return ("<table><tr><th>group</th><th>trainable</th><th>frozen</th></tr>" + body +
+                f"<tr><th>total</th><th>{self.trainable:,}</th><th>{self.frozen:,}</th></tr>"
+                "</table>")
+
+
+def summary(model: Backbone) -> Summary:
+    """Trainable and frozen parameter counts for each group of ``model``."""
+    rows = []
+    for name, modules in layer_groups(model):
+        params = [p for m in modules for p in m.parameters()]
+        rows.append((name, sum(p.numel() for p in params if p.requires_grad),
+                     sum(p.numel() for p in params if not p.requires_grad)))
+    return Summary(rows)

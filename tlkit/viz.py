@@ -1,0 +1,78 @@
+"""Plots the lessons use: training curves, data-efficiency curves, image grids.
+
+Each function draws on a matplotlib ``Axes`` (a new figure if none is given) and returns it,
+so a lesson can add titles or combine plots.
+"""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+
+__all__ = ["plot_history", "plot_data_efficiency", "show_images"]
+
+
+def _axes(ax):
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        _, ax = plt.subplots(figsize=(6, 3.5))
+    return ax
+
+
+def plot_history(history, *, metrics: Sequence[str] = ("train_loss", "val_loss"), ax=None):
+    """Curves of ``metrics`` per epoch; a dashed line marks each of ``history.marks``.
+
+    Example: ``tlkit.plot_history(history, metrics=["train_acc", "val_acc"])``
+    """
+    ax = _axes(ax)
+    epochs = history["epoch"]
+    for name in metrics:
+        values = history[name]
+        if any(v is not None for v in values):
+            ax.plot(epochs, values, marker="o", label=name)
+    for label, epoch in history.marks.items():
+        ax.axvline(epoch + 0.5, color="grey", linestyle="--")
+        ax.annotate(label, (epoch + 0.5, ax.get_ylim()[1]), ha="center", va="bottom",
+                    fontsize=8, color="grey")
+    ax.set_xlabel("epoch")
+    ax.legend()
+    return ax
+
+
+def plot_data_efficiency(results: Mapping[str, Mapping[int, Sequence[float]]], *, ax=None,
+                         ylabel: str = "test accuracy"):
+    """Accuracy against labels per class, one line per method, error bars = std over seeds.
+
+    ``results[method][k]`` is the list of accuracies over seeds with ``k`` labels per class.
+    """
+    ax = _axes(ax)
+    for method, by_k in results.items():
+        ks = sorted(by_k)
+        means = [float(np.mean(by_k[k])) for k in ks]
+        stds = [float(np.std(by_k[k])) for k in ks]
+        ax.errorbar(ks, means, yerr=stds, marker="o", capsize=3, label=method)
+    ax.set_xscale("log")
+    ax.set_xticks(sorted({k for by_k in results.values() for k in by_k}))
+    ax.get_xaxis().set_major_formatter("{x:g}")
+    ax.set_xlabel("labelled images per class")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return ax
+
+
+def show_images(data, *, n: int = 8, ax=None, title: bool = True):
+    """The first ``n`` images of a tlkit data set in a row, titled with their class."""
+    import matplotlib.pyplot as plt
+
+    n = min(n, len(data))
+    if ax is None:
+        _, ax = plt.subplots(1, n, figsize=(1.6 * n, 1.9))
+    axes = np.atleast_1d(ax)
+    for i, a in enumerate(axes[:n]):
+        a.imshow(data.load_image(i))
+        a.set_axis_off()
+        if title:
+            a.set_title(data.classes[data.targets[i]], fontsize=8)
+    return axes
