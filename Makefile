@@ -11,7 +11,6 @@ STAMP  := $(VENV)/.tlkit-installed
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --upgrade pip
 	$(PY) -m pip install -c constraints.txt -e ".[dev]"
 	@touch $@
 

@@ -199,11 +199,3 @@ def test_registry_matches_torchvision_sources():
     (hym,) = ONLINE_DATASETS["hymenoptera"].files
     assert hym.url == "https://download.pytorch.org/tutorial/hymenoptera_data.zip"
     assert hym.md5 is None and hym.sha256 is None  # none is published: recorded on first use
-
-
-def test_registry_matches_medmnist_info():
-    # medmnist is not a tlkit dependency; when it is installed, compare with its INFO.
-    info = pytest.importorskip("medmnist.info").INFO["pneumoniamnist"]
-    (f,) = ONLINE_DATASETS["pneumoniamnist"].files
-    assert (f.url, f.md5) == (info["url"], info["MD5"])
-    assert f.md5 == "28209eda62fecd6e6a2d98b1501bb15f"

@@ -17,12 +17,12 @@ from pathlib import Path
 
 from .backbones import Backbone
 from .surgery import freeze, unfreeze, unfreeze_last
-from .train import History, fit
+from .train import Data, History, fit
 
 __all__ = ["fine_tune"]
 
 
-def fine_tune(model: Backbone, train_data, *, val_data=None, epochs: int = 3,
+def fine_tune(model: Backbone, train_data: Data, *, val_data: Data | None = None, epochs: int = 3,
               freeze_epochs: int = 1, lr: float = 1e-3, lr_ratio: float = 100.0,
               unfreeze_blocks: int | None = None, checkpoint_dir: str | Path | None = None,
               resume: bool = False, **fit_kwargs) -> History:

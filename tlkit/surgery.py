@@ -27,15 +27,19 @@ _BN = nn.modules.batchnorm._BatchNorm
 
 def layer_groups(model: Backbone) -> list[tuple[str, list[nn.Module]]]:
     """``[("block0", [...]), …, ("block4", [..., neck]), ("head", [head])]``."""
-    if not isinstance(model, Backbone):
-        raise TypeError(f"expected a tlkit Backbone (from tlkit.get_backbone), got "
-                        f"{type(model).__name__}; for a plain nn.Module set p.requires_grad "
-                        f"yourself (lesson 04 shows how)")
+    _require_backbone(model)
     blocks = list(model.blocks)
     groups = [(f"block{i}", [b]) for i, b in enumerate(blocks)]
     groups[-1][1].append(model.neck)  # the pooling/pre-logit layers go with the last block
     groups.append(("head", [model.head]))
     return groups
+
+
+def _require_backbone(model) -> None:
+    if not isinstance(model, Backbone):
+        raise TypeError(f"expected a tlkit Backbone (from tlkit.get_backbone), got "
+                        f"{type(model).__name__}; for a plain nn.Module set p.requires_grad "
+                        f"yourself (lesson 04 shows how)")
 
 
 def _set_trainable(model: Backbone, trainable_groups: set[str]) -> Backbone:
@@ -55,6 +59,7 @@ def _set_trainable(model: Backbone, trainable_groups: set[str]) -> Backbone:
 
 def freeze(model: Backbone) -> Backbone:
     """Freeze every block; only the head trains (feature extraction)."""
+    _require_backbone(model)
     return freeze_to(model, len(model.blocks))
 
 
@@ -68,6 +73,7 @@ def freeze_to(model: Backbone, n: int) -> Backbone:
 
     Example: ``freeze_to(model, -2)`` trains the last two blocks and the head.
     """
+    _require_backbone(model)
     count = len(model.blocks)
     if not -count <= n <= count:
         raise ValueError(f"{model.name} has {count} blocks: n must be in [-{count}, {count}],"
@@ -79,6 +85,7 @@ def freeze_to(model: Backbone, n: int) -> Backbone:
 
 def unfreeze_last(model: Backbone, n: int) -> Backbone:
     """Train the last ``n`` blocks and the head; keep the earlier blocks frozen."""
+    _require_backbone(model)
     count = len(model.blocks)
     if not 0 <= n <= count:
         raise ValueError(f"{model.name} has {count} blocks: n must be in [0, {count}], got {n}")

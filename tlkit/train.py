@@ -28,7 +28,10 @@ from tqdm.auto import tqdm
 from .backbones import Backbone
 from .device import autocast_dtype, default_device
 
-__all__ = ["fit", "evaluate", "History", "CPUTrainingWarning"]
+__all__ = ["fit", "evaluate", "History", "CPUTrainingWarning", "Data"]
+
+# What fit/evaluate accept: a Dataset of (tensor, label), or cached features as (x, y).
+Data = torch.utils.data.Dataset | tuple[torch.Tensor, torch.Tensor]
 
 # Warn about CPU training when one epoch looks longer than this (seconds).
 CPU_WARNING_SECONDS = 20.0
@@ -70,7 +73,7 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _as_dataset(data) -> torch.utils.data.Dataset:
+def _as_dataset(data: Data) -> torch.utils.data.Dataset:
     if isinstance(data, (tuple, list)) and len(data) == 2 and torch.is_tensor(data[0]):
         return torch.utils.data.TensorDataset(data[0], data[1])  # cached features (x, y)
     if isinstance(data, torch.utils.data.Dataset):
@@ -100,7 +103,7 @@ def _make_optimizer(model: nn.Module, optimizer: str | Callable, lr: float | sli
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data, *, batch_size: int = 64,
+def evaluate(model: nn.Module, data: Data, *, batch_size: int = 64,
              device: torch.device | str | None = None) -> dict[str, float]:
     """Mean cross-entropy loss and accuracy of ``model`` on ``data``."""
     device = torch.device(device) if device is not None else default_device()
@@ -118,7 +121,7 @@ def evaluate(model: nn.Module, data, *, batch_size: int = 64,
     return {"loss": total_loss / count, "acc": correct / count}
 
 
-def fit(model: nn.Module, train_data, *, val_data=None, epochs: int = 1,
+def fit(model: nn.Module, train_data: Data, *, val_data: Data | None = None, epochs: int = 1,
         lr: float | slice = 1e-3, optimizer: str | Callable = "sgd", momentum: float = 0.9,
         weight_decay: float = 0.0, batch_size: int = 32, seed: int = 0,
         device: torch.device | str | None = None, checkpoint_dir: str | Path | None = None,

@@ -5,9 +5,13 @@ so a lesson can add titles or combine plots.
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ._dataset import ImageDataset
+    from .train import History
 
 __all__ = ["plot_history", "plot_data_efficiency", "show_images"]
 
@@ -20,7 +24,8 @@ def _axes(ax):
     return ax
 
 
-def plot_history(history, *, metrics: Sequence[str] = ("train_loss", "val_loss"), ax=None):
+def plot_history(history: "History", *, metrics: Sequence[str] = ("train_loss", "val_loss"),
+                 ax: Any = None):
     """Curves of ``metrics`` per epoch; a dashed line marks each of ``history.marks``.
 
     Example: ``tlkit.plot_history(history, metrics=["train_acc", "val_acc"])``
@@ -40,7 +45,8 @@ def plot_history(history, *, metrics: Sequence[str] = ("train_loss", "val_loss")
     return ax
 
 
-def plot_data_efficiency(results: Mapping[str, Mapping[int, Sequence[float]]], *, ax=None,
+def plot_data_efficiency(results: Mapping[str, Mapping[int, Sequence[float]]], *,
+                         ax: Any = None,
                          ylabel: str = "test accuracy"):
     """Accuracy against labels per class, one line per method, error bars = std over seeds.
 
@@ -62,7 +68,8 @@ def plot_data_efficiency(results: Mapping[str, Mapping[int, Sequence[float]]], *
     return ax
 
 
-def show_images(data, *, n: int = 8, ax=None, title: bool = True):
+def show_images(data: "ImageDataset", *, n: int = 8, ax: Any = None,
+                title: bool = True):
     """The first ``n`` images of a tlkit data set in a row, titled with their class."""
     import matplotlib.pyplot as plt
 

@@ -1,0 +1,185 @@
+"""The backbone registry and its one contract, over every registered architecture.
+
+Random weights and no downloads, except the Lite0, whose real ImageNet weights ship with pip.
+"""
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+from torchvision.models import get_model_weights
+
+import tlkit
+from tlkit.backbones import _REGISTRY
+
+NAMES = list(_REGISTRY)
+_built: dict[str, tlkit.Backbone] = {}
+
+
+def random_backbone(name: str) -> tlkit.Backbone:
+    """Build once per session: VGG takes seconds to initialise."""
+    if name not in _built:
+        _built[name] = tlkit.get_backbone(name, weights=None)
+    return _built[name]
+
+
+def test_registry_lists_the_course_zoo():
+    assert set(tlkit.list_backbones()) == {
+        "efficientnet_lite0", "resnet18", "resnet50", "vgg16", "vgg19_bn", "mobilenet_v2",
+        "mobilenet_v3_large", "mobilenet_v3_small", "efficientnet_b0", "mnasnet1_0"}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_contract_shapes_features_and_head_reset(name):
+    model = random_backbone(name)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        features = model.forward_features(x)
+        logits = model(x)
+        maps = model.feature_maps(x)
+    assert features.shape == (2, model.num_features)
+    assert logits.shape == (2, 1000)
+    assert len(model.blocks) == len(maps) == 5
+    sizes = [m.shape[-1] for m in maps]
+    assert sizes == sorted(sizes, reverse=True) and sizes[0] > sizes[-1]
+    head = model.head
+    try:
+        model.reset_head(7)
+        assert model(x).shape == (2, 7)
+        model.reset_head(0)
+        assert torch.equal(model(x), model.forward_features(x))
+    finally:
+        model.head = head
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_parameter_count_matches_the_weights_metadata(name):
+    model = random_backbone(name)
+    assert sum(p.numel() for p in model.parameters()) == model.weights.meta["num_params"]
+    assert model.weights.pretrained is False
+    assert model.weights.meta["categories"] is None
+    assert model.weights.meta["gmacs"] > 0
+
+
+def test_num_classes_argument_puts_or_removes_the_head():
+    model = tlkit.get_backbone("mobilenet_v3_small", weights=None, num_classes=3)
+    assert model(torch.randn(1, 3, 64, 64)).shape == (1, 3)
+    bare = tlkit.get_backbone("mobilenet_v3_small", weights=None, num_classes=0)
+    assert bare(torch.randn(1, 3, 64, 64)).shape == (1, bare.num_features)
+
+
+def test_lite0_is_a_real_imagenet_network(grace_hopper):
+    model = tlkit.get_backbone("efficientnet_lite0", weights="imagenet")
+    assert model.weights.pretrained
+    x = model.weights.transforms()(grace_hopper).unsqueeze(0)
+    with torch.no_grad():
+        top5 = model(x).softmax(1).topk(5).indices[0].tolist()
+    names = [model.weights.meta["categories"][i] for i in top5]
+    assert {"academic gown", "military uniform", "Windsor tie", "bow tie", "suit"} & set(names), names
+    assert "military uniform" in names or "academic gown" in names, names
+
+
+def test_lite0_transforms_match_timms_pretrained_config(grace_hopper):
+    import timm.data
+
+    weights = tlkit.backbone_weights("efficientnet_lite0")
+    assert (weights.crop, weights.resize, weights.interpolation) == (224, 256, "bicubic")
+    assert weights.mean == weights.std == (0.5, 0.5, 0.5)
+    config = timm.data.resolve_data_config({}, model=timm.create_model("tf_efficientnet_lite0"))
+    theirs = timm.data.create_transform(**config)(grace_hopper)
+    ours = weights.transforms()(grace_hopper)
+    assert ours.shape == theirs.shape == (3, 224, 224)
+    assert torch.allclose(ours, theirs, atol=1e-5)
+
+
+def test_lite0_gmacs_in_the_metadata_are_measured():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = tlkit.get_backbone("efficientnet_lite0", weights=None)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(torch.randn(1, 3, 224, 224))
+    assert counter.get_total_flops() / 2e9 == pytest.approx(model.weights.meta["gmacs"], rel=0.01)
+
+
+@pytest.mark.parametrize("name", ["resnet50", "mobilenet_v3_large", "efficientnet_b0"])
+def test_zoo_transforms_equal_torchvisions(name, grace_hopper):
+    ours = tlkit.backbone_weights(name).transforms()(grace_hopper)
+    theirs = get_model_weights(name).DEFAULT.transforms()(grace_hopper)
+    assert torch.allclose(ours, theirs, atol=1e-6)
+
+
+def test_transforms_size_keeps_the_crop_ratio(grace_hopper):
+    weights = tlkit.backbone_weights("efficientnet_lite0")
+    assert weights.transforms(size=96)(grace_hopper).shape == (3, 96, 96)
+    assert "Resize(size=110" in repr(weights.transforms(size=96))
+    augmented = weights.transforms(size=64, augment=True)
+    torch.manual_seed(0)
+    a = augmented(grace_hopper)
+    b = augmented(grace_hopper)
+    assert a.shape == (3, 64, 64) and not torch.equal(a, b)
+
+
+def test_missing_zoo_weights_fail_fast_naming_model_path_and_fix(tmp_path):
+    expected = tmp_path / "resnet50-11ad3fa6.pth"
+    started = time.perf_counter()
+    with pytest.raises(tlkit.WeightsNotAvailable) as err:
+        tlkit.get_backbone("resnet50", weights="imagenet", cache_dir=tmp_path, progress=False)
+    assert time.perf_counter() - started < 10
+    message = str(err.value)
+    assert "'resnet50'" in message and str(expected) in message
+    assert "https://download.pytorch.org/models/resnet50-11ad3fa6.pth" in message
+    assert "weights=None" in message
+    assert not expected.exists() and not list(tmp_path.glob("*.part"))
+
+
+def test_a_file_placed_in_the_hub_cache_loads_offline(tmp_path, monkeypatch):
+    import torchvision
+
+    monkeypatch.setenv("TLKIT_OFFLINE", "1")  # prove no download is attempted
+    torch.manual_seed(0)
+    reference = torchvision.models.resnet18()  # stands in for the real file's tensors
+    torch.save(reference.state_dict(), tmp_path / "resnet18-f37072fd.pth")
+
+    assert "resnet18" in tlkit.list_backbones(offline=True, cache_dir=tmp_path)
+    model = tlkit.get_backbone("resnet18", weights="imagenet", cache_dir=tmp_path)
+    assert model.weights.pretrained
+    assert model.weights.meta["categories"][0] == "tench"
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(model.eval()(x), reference.eval()(x))
+
+
+def test_default_cache_is_torch_hub(monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    path = tlkit.backbone_weights("vgg16").file_path()
+    assert path == tmp_path / "hub" / "checkpoints" / "vgg16-397923af.pth"
+    assert "vgg16" not in tlkit.list_backbones(offline=True)
+    assert "efficientnet_lite0" in tlkit.list_backbones(offline=True)
+
+
+def test_unknown_names_get_suggestions_and_nasnet_an_explanation():
+    with pytest.raises(ValueError, match="Did you mean resnet50"):
+        tlkit.get_backbone("resnet5", weights=None)
+    with pytest.raises(ValueError, match="torchvision has no NASNet.*mnasnet1_0"):
+        tlkit.get_backbone("nasnet", weights=None)
+
+
+def test_bad_arguments_explain_themselves():
+    with pytest.raises(TypeError, match="weights='imagenet'"):
+        tlkit.get_backbone("resnet18", pretrained=True)
+    with pytest.raises(ValueError, match="weights must be"):
+        tlkit.get_backbone("resnet18", weights="IMAGENET1K_V1")
+    with pytest.raises(ValueError, match="num_classes"):
+        tlkit.get_backbone("resnet18", weights=None, num_classes=-1)
+
+
+def test_frozen_batchnorm_stays_in_eval_mode_when_training():
+    model = tlkit.get_backbone("resnet18", weights=None, num_classes=2)
+    tlkit.freeze(model)
+    model.train()
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert bns and not any(m.training for m in bns)
+    before = bns[0].running_mean.clone()
+    model(torch.randn(4, 3, 64, 64))
+    assert torch.equal(before, bns[0].running_mean)

