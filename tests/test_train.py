@@ -162,6 +162,8 @@ def test_bad_arguments_explain_themselves(tmp_path):
         tlkit.fit(linear(), blobs(), optimizer="lbfgs", progress=False, device="cpu")
     with pytest.raises(TypeError, match="Dataset or a tuple"):
         tlkit.fit(linear(), [1, 2, 3], progress=False, device="cpu")
+    with pytest.raises(ValueError, match="no transform.*weights.transforms"):
+        tlkit.fit(linear(), tlkit.load_dataset("faces"), progress=False, device="cpu")
 
 
 def test_fine_tune_trains_the_head_first_then_the_chosen_blocks():

@@ -77,6 +77,9 @@ def _as_dataset(data: Data) -> torch.utils.data.Dataset:
     if isinstance(data, (tuple, list)) and len(data) == 2 and torch.is_tensor(data[0]):
         return torch.utils.data.TensorDataset(data[0], data[1])  # cached features (x, y)
     if isinstance(data, torch.utils.data.Dataset):
+        if getattr(data, "transform", True) is None and hasattr(data, "load_image"):
+            raise ValueError(f"{data!r} has no transform, so its items are PIL images, not "
+                             f"tensors: load it with transform=model.weights.transforms()")
         return data
     raise TypeError(f"data must be a Dataset or a tuple (x, y) of tensors, got {type(data)}")
 

@@ -61,10 +61,11 @@ def plot_data_efficiency(results: Mapping[str, Mapping[int, Sequence[float]]], *
     ax.set_xscale("log")
     ax.set_xticks(sorted({k for by_k in results.values() for k in by_k}))
     ax.get_xaxis().set_major_formatter("{x:g}")
+    ax.get_xaxis().set_minor_formatter("")  # no "3×10⁰" labels between the ticks
     ax.set_xlabel("labelled images per class")
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(loc="lower right", fontsize=8)
     return ax
 
 

@@ -98,9 +98,11 @@ class Weights:
                 download(self.url, path, progress=progress, timeout=15.0)
                 _check_hash_prefix(path)
             except DownloadError as err:
+                # The underlying reason only: the instructions below replace the downloader's.
+                reason = err.__cause__ or str(err).split(". ")[0]
                 raise WeightsNotAvailable(
                     f"No ImageNet weights for {model_name!r}: {path} is not on disk and could "
-                    f"not be downloaded ({err.__class__.__name__}: {_first_line(err)}).\n"
+                    f"not be downloaded ({_first_line(reason)}).\n"
                     f"To use them offline, download {self.url} on a machine with internet and "
                     f"copy it to exactly {path} (or pass cache_dir= to the folder holding it). "
                     f"Or build without them: get_backbone({model_name!r}, weights=None). "
