@@ -7,6 +7,7 @@
     tlkit.fine_tune(model, train, epochs=3)
 """
 from ._dataset import ArrayImages, FileImages, ImageDataset
+from .adapt import adapt_batchnorm
 from .backbones import Backbone, backbone_weights, get_backbone, list_backbones
 from .data import few_shot, list_datasets, load_dataset
 from .device import autocast_dtype, default_device, environment, on_binder, on_colab
@@ -14,6 +15,8 @@ from .download import ChecksumError, DownloadError, download
 from .features import Features, extract_features
 from .finetune import fine_tune
 from .folder import image_folder
+from .measure import latency, peak_memory_megabytes, weights_megabytes
+from .quiz import Quiz, quiz
 from .scratch import small_cnn
 from .sgd import sgd_step
 from .surgery import (Summary, count_parameters, freeze, freeze_to, layer_groups, param_groups,
@@ -21,10 +24,13 @@ from .surgery import (Summary, count_parameters, freeze, freeze_to, layer_groups
 from .train import CPUTrainingWarning, History, evaluate, fit
 from .viz import plot_data_efficiency, plot_history, show_images
 from .weights import Weights, WeightsNotAvailable
+from .widgets import UnfreezeExplorer, unfreeze_explorer
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Quiz", "UnfreezeExplorer", "adapt_batchnorm", "latency", "peak_memory_megabytes", "quiz",
+    "unfreeze_explorer", "weights_megabytes",
     "ArrayImages", "Backbone", "CPUTrainingWarning", "ChecksumError", "DownloadError",
     "FileImages", "Features", "History", "ImageDataset", "Summary", "Weights",
     "WeightsNotAvailable", "autocast_dtype", "backbone_weights", "count_parameters",
