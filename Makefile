@@ -7,7 +7,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.tlkit-installed
 
-.PHONY: demo test install doctor bench clean-venv
+.PHONY: demo test install doctor bench badges clean-venv
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,3 +32,7 @@ bench: $(STAMP)
 
 clean-venv:
 	rm -rf $(VENV)
+
+# Rewrite Colab badges and install cells from pyproject.toml's Repository address.
+badges: $(STAMP)
+	$(PY) tools/notebooks.py sync

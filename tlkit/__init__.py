@@ -9,7 +9,9 @@
 from ._dataset import ArrayImages, FileImages, ImageDataset
 from .adapt import adapt_batchnorm
 from .backbones import Backbone, backbone_weights, get_backbone, list_backbones
+from .course import Setup, seed_everything, setup
 from .data import few_shot, list_datasets, load_dataset
+from .doctor import doctor
 from .device import autocast_dtype, default_device, environment, on_binder, on_colab
 from .download import ChecksumError, DownloadError, download
 from .features import Features, extract_features
@@ -30,7 +32,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Quiz", "UnfreezeExplorer", "adapt_batchnorm", "latency", "peak_memory_megabytes", "quiz",
-    "unfreeze_explorer", "weights_megabytes",
+    "unfreeze_explorer", "weights_megabytes", "Setup", "seed_everything", "setup", "doctor",
     "ArrayImages", "Backbone", "CPUTrainingWarning", "ChecksumError", "DownloadError",
     "FileImages", "Features", "History", "ImageDataset", "Summary", "Weights",
     "WeightsNotAvailable", "autocast_dtype", "backbone_weights", "count_parameters",

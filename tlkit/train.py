@@ -13,19 +13,18 @@ from __future__ import annotations
 
 import math
 import os
-import random
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
 from .backbones import Backbone
+from .course import seed_everything
 from .device import autocast_dtype, default_device
 
 __all__ = ["fit", "evaluate", "History", "CPUTrainingWarning", "Data"]
@@ -65,12 +64,6 @@ class History:
         shown = ", ".join(f"{k}={v:.4g}" for k, v in last.items()
                           if isinstance(v, float) and k != "seconds")
         return f"History({len(self)} epochs; last: {shown})"
-
-
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 def _as_dataset(data: Data) -> torch.utils.data.Dataset:
@@ -147,7 +140,7 @@ def fit(model: nn.Module, train_data: Data, *, val_data: Data | None = None, epo
     on_gpu = device.type == "cuda"
     dataset = _as_dataset(train_data)
 
-    _seed_everything(seed)
+    seed_everything(seed)
     model.to(device)
     amp_dtype = autocast_dtype(device) if mixed_precision else None
     if on_gpu:
@@ -180,7 +173,7 @@ def fit(model: nn.Module, train_data: Data, *, val_data: Data | None = None, epo
     for epoch in range(start_epoch, epochs):
         # Seed each epoch from (seed, epoch): shuffling, dropout and augmentation are then the
         # same whether or not the run was interrupted and resumed before this epoch.
-        _seed_everything(seed * 100_003 + epoch)
+        seed_everything(seed * 100_003 + epoch)
         generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
         loader = torch.utils.data.DataLoader(
             dataset, batch_size=batch_size, shuffle=True, generator=generator,

@@ -1,0 +1,62 @@
+"""Every lesson notebook follows the course's conventions; the Colab cell is safe."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+import notebooks  # noqa: E402  (tools/notebooks.py)
+
+LESSONS = sorted((ROOT / "course").glob("[0-9][0-9]_*.ipynb"))
+
+
+def test_notebooks_are_in_sync_with_the_repository_address():
+    assert notebooks.main(["check"]) == 0
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.stem)
+def test_lesson_structure(path):
+    nb = nbformat.read(path, as_version=4)
+    first = nb.cells[0]
+    assert first.cell_type == "markdown"
+    assert notebooks.colab_badge(path) in first.source
+    assert "objectives" in first.source.lower() or "you will" in first.source.lower()
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert "colab-install" in code[0].metadata.get("tags", [])  # the first code cell
+    assert "FULL = False" in code[1].source and "tlkit.setup(full=FULL)" in code[1].source
+    sources = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    assert "plt.show()" in sources or "tlkit.plot_" in sources, "no figure"
+    assert "tlkit.quiz(" in sources, "no check-your-understanding questions"
+    assert all(not c.outputs for c in nb.cells if c.cell_type == "code"), "outputs not stripped"
+
+
+def test_colab_cell_installs_tlkit_only_on_colab(monkeypatch, capsys):
+    source = notebooks.install_source("https://github.com/someone/fork")
+    calls = []
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: calls.append(cmd))
+
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    exec(source, {})
+    assert calls == []
+
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    exec(source, {})
+    (command,) = calls
+    assert command[1:4] == ["-m", "pip", "install"]
+    assert command[-1] == "tlkit @ git+https://github.com/someone/fork"
+    # Nothing that would replace Colab's own torch or Jupyter is asked for.
+    assert not any(word in " ".join(command) for word in ("torch", "jupyter", "notebook",
+                                                          "nbgrader", "--upgrade", "-U"))
+
+
+def test_badge_points_at_the_file_in_the_repository():
+    badge = notebooks.colab_badge(ROOT / "course" / "00_start_here.ipynb",
+                                  "https://github.com/org/repo")
+    assert badge.endswith("(https://colab.research.google.com/github/org/repo/blob/main/"
+                          "course/00_start_here.ipynb)")
