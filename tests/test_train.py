@@ -83,6 +83,10 @@ def test_interrupt_then_resume_equals_one_straight_run(tmp_path):
     assert history["epoch"] == [1, 2, 3, 4]
     for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()):
         assert torch.equal(a, b)
+    # Starting a new run over the old checkpoint says so instead of silently replacing it.
+    with pytest.warns(UserWarning, match="will be overwritten.*resume=True"):
+        tlkit.fit(linear(0), blobs(), epochs=1, checkpoint_dir=tmp_path, progress=False,
+                  device="cpu")
 
 
 def test_sigkill_in_the_middle_of_an_epoch_then_resume_gives_identical_weights(tmp_path):

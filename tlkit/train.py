@@ -169,6 +169,11 @@ def fit(model: nn.Module, train_data: Data, *, val_data: Data | None = None, epo
         start_epoch = state["epoch"] + 1
         if progress:
             tqdm.write(f"resuming from {ckpt} after epoch {start_epoch} of {epochs}")
+    elif ckpt is not None and ckpt.is_file():
+        warnings.warn(f"{ckpt} holds an earlier run and will be overwritten after this epoch; "
+                      f"pass resume=True to continue that run instead", stacklevel=2)
+    elif resume and progress:
+        tqdm.write(f"no checkpoint in {checkpoint_dir} yet: starting from epoch 1")
 
     for epoch in range(start_epoch, epochs):
         # Seed each epoch from (seed, epoch): shuffling, dropout and augmentation are then the
