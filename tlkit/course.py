@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .device import default_device, environment
+from .device import available_cpus, default_device, environment
 
 __all__ = ["setup", "Setup", "seed_everything"]
 
@@ -52,8 +52,9 @@ def setup(*, full: bool = False, seed: int = 0, quiet: bool = False) -> Setup:
     device = default_device()
     where = environment()
     if device.type == "cpu":
-        # Several thread pools fighting over Binder's single core slow everything down.
-        torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
+        # More threads than usable CPUs (Binder: 1 CPU on a many-core host) makes torch's
+        # threads wait for each other: use exactly the CPUs this process may use.
+        torch.set_num_threads(available_cpus())
     course = Setup(full=full, device=device, environment=where, seed=seed)
     if not quiet:
         print(_message(course))

@@ -10,7 +10,8 @@ import sys
 
 import torch
 
-__all__ = ["default_device", "autocast_dtype", "on_colab", "on_binder", "environment"]
+__all__ = ["default_device", "autocast_dtype", "on_colab", "on_binder", "environment",
+           "available_cpus"]
 
 
 def default_device() -> torch.device:
@@ -42,6 +43,22 @@ def autocast_dtype(device: torch.device | str) -> torch.dtype | None:
     except TypeError:  # torch < 2.4 has no including_emulation and reports native support
         native = torch.cuda.is_bf16_supported()
     return torch.bfloat16 if native else torch.float16
+
+
+def available_cpus() -> int:
+    """CPUs this process may really use: its affinity, capped by a container's CPU quota.
+
+    In a container (Binder, Docker) ``os.cpu_count()`` reports the host's cores; torch then
+    starts that many threads on a 1-CPU quota and they spend their time waiting for each other.
+    """
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    try:
+        quota, period = open("/sys/fs/cgroup/cpu.max").read().split()[:2]  # cgroup v2
+        if quota != "max":
+            cpus = min(cpus, max(1, int(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, cpus or 1)
 
 
 def on_colab() -> bool:
