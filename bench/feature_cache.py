@@ -18,8 +18,8 @@ frozen, a new linear head) on the same images for the same E epochs:
 
 Both sides do mathematically the same training, so their heads (and test accuracies) should
 agree: the same head initialisation (seeded, then copied), the same batches in the same order
-(the loop below shuffles with the generator seeds ``tlkit.fit`` uses: ``seed * 100_003 +
-epoch``), SGD lr 1e-3 momentum 0.9, batch 32, mean cross-entropy, no augmentation, and the
+(the loop below shuffles with the generator seeds ``tlkit.fit`` uses, ``seed * 100_003 +
+epoch``, and like ``fit`` makes one throw-away iterator first; see the comment there), SGD lr 1e-3 momentum 0.9, batch 32, mean cross-entropy, no augmentation, and the
 body in eval mode on both sides (batch-norm running statistics frozen). The tutorial's
 StepLR is left out on both sides (``tlkit.fit`` has no step schedule); the tutorial's
 ``model.train()`` would also put the frozen body's batch norm in training mode, which changes
