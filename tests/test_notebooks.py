@@ -60,3 +60,33 @@ def test_badge_points_at_the_file_in_the_repository():
                                   "https://github.com/org/repo")
     assert badge.endswith("(https://colab.research.google.com/github/org/repo/blob/main/"
                           "course/00_start_here.ipynb)")
+
+
+def _headings(path: Path) -> list[str]:
+    nb = nbformat.read(path, as_version=4)
+    return [line.lstrip("#").strip() for c in nb.cells if c.cell_type == "markdown"
+            for line in c.source.splitlines() if line.startswith("#")]
+
+
+def test_syllabus_points_at_sections_that_exist():
+    """Every "NN → Section" in docs/syllabus.md names a heading of lesson NN (renames break it)."""
+    import re
+
+    headings = {p.name[:2]: _headings(p) for p in LESSONS}
+    rows = [line.split("|") for line in (ROOT / "docs/syllabus.md").read_text().splitlines()
+            if line.startswith("| ") and re.search(r"\| \d\d → ", line)]
+    assert len(rows) >= 25
+    missing = []
+    for row in rows:
+        lesson = None
+        for part in row[2].split(";"):
+            part = part.strip()
+            match = re.match(r"(\d\d) → (.*)", part)
+            if match:
+                lesson, part = match.groups()
+            elif re.match(r"\d\d\b", part) or part.startswith("`"):
+                continue  # "05 (forgetting…)" or "`make demo`": not a section reference
+            name = part.split(" (")[0].strip()
+            if not any(h.startswith(name) or name.startswith(h) for h in headings[lesson]):
+                missing.append(f"{lesson} → {name}")
+    assert not missing, f"docs/syllabus.md names sections no lesson has: {missing}"
