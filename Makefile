@@ -7,7 +7,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.tlkit-installed
 
-.PHONY: demo test install doctor bench badges clean-venv
+.PHONY: demo test install doctor bench badges exercises grade-demo clean-venv
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,3 +36,15 @@ clean-venv:
 # Rewrite Colab badges and install cells from pyproject.toml's Repository address.
 badges: $(STAMP)
 	$(PY) tools/notebooks.py sync
+	$(MAKE) exercises
+
+# The student versions: nbgrader generates exercises/<name>/ from solutions/<name>/.
+ASSIGNMENTS := $(notdir $(wildcard solutions/ex*))
+exercises: $(STAMP)
+	for name in $(ASSIGNMENTS); do \
+		PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/nbgrader generate_assignment $$name --force || exit 1; \
+	done
+
+# The whole nbgrader chain, offline, on sample submissions; prints the grades CSV.
+grade-demo: $(STAMP)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) tools/grade_demo.py

@@ -60,6 +60,18 @@ def test_badge_points_at_the_file_in_the_repository():
                                   "https://github.com/org/repo")
     assert badge.endswith("(https://colab.research.google.com/github/org/repo/blob/main/"
                           "course/00_start_here.ipynb)")
+    # An exercise's source notebook opens the student version, which is what students get.
+    source = ROOT / "solutions" / "ex01_sgd_update" / "ex01_sgd_update.ipynb"
+    assert notebooks.colab_badge(source, "https://github.com/org/repo").endswith(
+        "/blob/main/exercises/ex01_sgd_update/ex01_sgd_update.ipynb)")
+
+
+def test_exercises_carry_the_badge_and_the_colab_install_cell():
+    for path in sorted((ROOT / "exercises").glob("ex*/ex*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        assert notebooks.colab_badge(path) in nb.cells[0].source, path.name
+        assert "colab-install" in nb.cells[1].metadata.get("tags", []), path.name
+        assert nb.cells[1].source == notebooks.install_source(), path.name
 
 
 def _headings(path: Path) -> list[str]:

@@ -2,8 +2,9 @@
 
 The repository address lives in one place, ``pyproject.toml`` → ``[project.urls] Repository``.
 A fork changes that line and runs ``make badges``; this script rewrites the badge in the first
-markdown cell and the install cell (tagged ``colab-install``) of every notebook in course/,
-solutions/ and exercises/, and strips outputs so the committed notebooks stay clean.
+markdown cell and the install cell (tagged ``colab-install``) of every notebook in course/ and
+solutions/ (whose badges open the student versions in exercises/), and strips outputs so the
+committed notebooks stay clean; `make badges` then regenerates exercises/ with nbgrader.
 
     python tools/notebooks.py sync      # rewrite in place
     python tools/notebooks.py check     # exit 1 and list notebooks that are out of date
@@ -18,7 +19,8 @@ from pathlib import Path
 import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
-FOLDERS = ("course", "solutions", "exercises")
+# exercises/ is not rewritten here: nbgrader generates it from solutions/ (`make exercises`).
+FOLDERS = ("course", "solutions")
 BADGE_RE = re.compile(r"\[!\[Open In Colab\]\([^)]*\)\]\([^)]*\)")
 
 
@@ -32,6 +34,8 @@ def colab_badge(path: Path, url: str | None = None) -> str:
     url = url or repo_url()
     github = url.removeprefix("https://github.com/")
     rel = path.resolve().relative_to(ROOT).as_posix()
+    # A source notebook's badge opens the student version that nbgrader generates from it.
+    rel = rel.replace("solutions/", "exercises/", 1) if rel.startswith("solutions/") else rel
     return ("[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
             f"(https://colab.research.google.com/github/{github}/blob/main/{rel})")
 
