@@ -7,20 +7,30 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.tlkit-installed
 
-.PHONY: demo test install doctor bench badges exercises grade-demo clean-venv
+.PHONY: demo test install chromium doctor bench badges exercises grade-demo clean-venv
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -c constraints.txt -e ".[dev]"
 	@touch $@
 
-install: $(STAMP)
+install: $(STAMP) chromium
+
+# The browser test drives Debian's Chromium. Install it here, not during the tests: as root with
+# apt-get (the package registries reachable); otherwise say how, and let that test fail loudly.
+chromium:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get install -y -qq chromium chromium-driver >/dev/null || \
+		{ apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; } || \
+		echo "could not install Chromium: the browser test will fail (apt-get install chromium chromium-driver)"; \
+	else echo "Chromium is missing: as root run  apt-get install chromium chromium-driver  (the browser test needs it)"; fi
 
 demo: $(STAMP)
 	$(PY) -m tlkit demo
 
 # The venv's bin/ goes first on PATH: nbgrader runs `alembic` from there.
-test: $(STAMP)
+test: $(STAMP) chromium
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest
 
 doctor: $(STAMP)

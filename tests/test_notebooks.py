@@ -102,3 +102,12 @@ def test_syllabus_points_at_sections_that_exist():
             if not any(h.startswith(name) or name.startswith(h) for h in headings[lesson]):
                 missing.append(f"{lesson} → {name}")
     assert not missing, f"docs/syllabus.md names sections no lesson has: {missing}"
+
+
+def test_readme_badges_open_lesson_00_on_binder_and_colab():
+    readme = (ROOT / "README.md").read_text()
+    assert notebooks.readme_badges() in readme
+    binder = notebooks.binder_url("https://github.com/someone/fork")
+    assert binder == ("https://mybinder.org/v2/gh/someone/fork/HEAD"
+                      "?urlpath=lab/tree/course/00_start_here.ipynb")
+    assert (ROOT / "course" / "00_start_here.ipynb").exists()

@@ -86,16 +86,18 @@ sys.excepthook = lambda *a: None
 """
 CHEAT_SKIP = "get_ipython().input_transformers_post.append(lambda lines: ['pass\\n'])"
 
-# The cheats that apply to any assignment, each on an otherwise blank release.
-CHEATS: dict[str, list[Edit]] = {
-    "cheat_patch_helpers": [add_cell(CHEAT_PATCH, first=True)],
-    "cheat_silence_errors": [add_cell(CHEAT_SILENCE, first=True)],
-    "cheat_skip_later_cells": [add_cell(CHEAT_SKIP, first=True)],
-    "cheat_os_exit": [add_cell("import os\nos._exit(0)", first=True)],
-    "cheat_sys_exit": [add_cell("import sys\nsys.exit(0)", first=True)],
-    "cheat_endless_loop": [add_cell("while True:\n    pass", first=True)],
-    "cheat_tests_pass": [tamper_tests("pass")],
-    "cheat_tests_deleted": [tamper_tests("delete")],
+# The cheats that apply to any assignment -> the score each must leave a submission with one
+# mistake (ex01's sign error, worth 4 of 8): never more. Where the cheat stops the notebook
+# before its functions exist (an exit, a loop, every later cell skipped), less: 0.
+CHEATS: dict[str, tuple[list[Edit], float]] = {
+    "cheat_patch_helpers": ([add_cell(CHEAT_PATCH, first=True)], 4),
+    "cheat_silence_errors": ([add_cell(CHEAT_SILENCE, first=True)], 4),
+    "cheat_skip_later_cells": ([add_cell(CHEAT_SKIP, first=True)], 0),
+    "cheat_os_exit": ([add_cell("import os\nos._exit(0)", first=True)], 0),
+    "cheat_sys_exit": ([add_cell("import sys\nsys.exit(0)", first=True)], 4),
+    "cheat_endless_loop": ([add_cell("while True:\n    pass", first=True)], 0),
+    "cheat_tests_pass": ([tamper_tests("pass")], 4),
+    "cheat_tests_deleted": ([tamper_tests("delete")], 4),
 }
 
 def mutate(source: str, old: str, new: str) -> str:
@@ -120,17 +122,24 @@ _EX04_TRAIN = """def train_steps(model, optimizer, images, labels, *, steps):
         losses.append(loss.item())
     return losses"""
 
+SIGN_MISTAKE = solve(but={"sgd_step": "def sgd_step(params, *, lr):\n    with torch.no_grad():\n"
+                                      "        for p in params:\n            p += lr * p.grad"})
+
 # assignment -> sample student -> (edits, the autograded score that student must get)
 SAMPLES: dict[str, dict[str, tuple[list[Edit], float]]] = {
     "ex01_sgd_update": {
         "solution": ([solve()], 8),
         "blank": ([], 0),
-        "mistake_sign": ([solve(but={"sgd_step": "def sgd_step(params, *, lr):\n    with torch.no_grad():\n        for p in params:\n            p += lr * p.grad"})], 4),
+        "mistake_sign": ([SIGN_MISTAKE], 4),
         "mistake_no_grad": ([solve(but={"sgd_step": "def sgd_step(params, *, lr):\n    for p in params:\n        p -= lr * p.grad"})], 4),
         "mistake_no_weight_decay": ([solve(but={"sgd_momentum_step": "def sgd_momentum_step(params, velocities, *, lr, momentum, weight_decay=0.0):\n    with torch.no_grad():\n        for p, v in zip(params, velocities):\n            v.mul_(momentum).add_(p.grad)\n            p -= lr * v"})], 6),
         "solution_then_os_exit": ([solve(), add_cell("import os\nos._exit(0)")], 0),
         "solution_silencing_errors": ([solve(), add_cell(CHEAT_SILENCE, first=True)], 8),
-        **{name: (edits, 0) for name, edits in CHEATS.items()},
+        **{f"{name}_over_mistake": ([SIGN_MISTAKE, *edits], score)
+           for name, (edits, score) in CHEATS.items()},
+        # A blank notebook that cheats scores 0.
+        **{name: (CHEATS[name][0], 0) for name in ("cheat_patch_helpers", "cheat_silence_errors",
+                                                    "cheat_tests_deleted")},
     },
     "ex02_freeze_and_head": {
         "solution": ([solve()], 8),
@@ -138,13 +147,13 @@ SAMPLES: dict[str, dict[str, tuple[list[Edit], float]]] = {
         "mistake_head_frozen_too": ([solve(but={"build_classifier": "def build_classifier(num_classes):\n    model = tlkit.get_backbone('efficientnet_lite0')\n    tlkit.replace_head(model, num_classes)\n    model.requires_grad_(False)\n    return model"})], 5),
         "mistake_counts_everything": ([solve(but={"count_trainable": "def count_trainable(model):\n    return sum(p.numel() for p in model.parameters())"})], 6),
         "mistake_random_weights": ([solve(but={"build_classifier": "def build_classifier(num_classes):\n    model = tlkit.get_backbone('efficientnet_lite0', weights=None)\n    tlkit.freeze(model)\n    tlkit.replace_head(model, num_classes)\n    return model"})], 5),
-        "cheat_silence_errors": (CHEATS["cheat_silence_errors"], 0),
+        "cheat_silence_errors": (CHEATS["cheat_silence_errors"][0], 0),
     },
     "ex03_feature_extraction": {
         "solution": ([solve()], 8),
         "blank": ([], 0),
         "mistake_labels_shuffled": ([solve(but={"predict": "train_x, train_y = tlkit.extract_features(model, train, progress=False)\nshuffled = np.random.default_rng(0).permutation(train_y.numpy())\nclassifier = LogisticRegression(max_iter=2000).fit(train_x.numpy(), shuffled)\n\ndef predict(images):\n    return classifier.predict(features(images))"})], 3),
-        "cheat_patch_helpers": (CHEATS["cheat_patch_helpers"], 0),
+        "cheat_patch_helpers": (CHEATS["cheat_patch_helpers"][0], 0),
     },
     "ex04_fine_tuning": {
         "solution": ([solve()], 10),
@@ -152,13 +161,13 @@ SAMPLES: dict[str, dict[str, tuple[list[Edit], float]]] = {
         "mistake_one_rate_for_all": ([solve(but={"prepare": mutate(_EX04_PREPARE, 'return torch.optim.SGD([{"params": body, "lr": lr_backbone}, {"params": head, "lr": lr_head}], momentum=0.9)', 'return torch.optim.SGD(body + head, lr=lr_head, momentum=0.9)')})], 7),
         "mistake_batchnorm_trains": ([solve(but={"train_steps": mutate(_EX04_TRAIN, "model.train()", "model.train()\n    tlkit.set_batchnorm(model, 'train')")})], 8),
         "mistake_no_optimizer_step": ([solve(but={"train_steps": mutate(_EX04_TRAIN, "        optimizer.step()\n", "")})], 7),
-        "cheat_silence_errors": (CHEATS["cheat_silence_errors"], 0),
+        "cheat_silence_errors": (CHEATS["cheat_silence_errors"][0], 0),
     },
     "ex05_choose_strategy": {
         "solution": ([solve()], 6),  # + the written answer, which waits for a human
         "blank": ([], 0),
         "mistake_domains_swapped": ([solve(but={"choose_strategy": "def choose_strategy(*, n_per_class, similar):\n    if n_per_class >= 1000:\n        return 'fine_tune_all'\n    return 'fine_tune_top' if similar else 'feature_extraction'"})], 2),
-        "cheat_tests_deleted": (CHEATS["cheat_tests_deleted"], 0),
+        "cheat_tests_deleted": (CHEATS["cheat_tests_deleted"][0], 0),
     },
 }
 
