@@ -52,7 +52,8 @@ def lab(tmp_path_factory):
         [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ServerApp.ip=127.0.0.1",
          f"--ServerApp.port={port}", f"--IdentityProvider.token={token}",
          f"--ServerApp.root_dir={root}", "--LabApp.news_url=", "--LabApp.check_for_updates_class="
-         "jupyterlab.NeverCheckForUpdate"], cwd=root, env=env, stdout=log, stderr=log)
+         "jupyterlab.NeverCheckForUpdate", *(["--allow-root"] if os.geteuid() == 0 else [])],
+        cwd=root, env=env, stdout=log, stderr=log)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while True:
@@ -104,9 +105,9 @@ def _wait(driver, condition, *, timeout: float, what: str):
 def _open(driver, lab, path: str) -> None:
     base, token = lab
     driver.get(f"{base}/lab/tree/{path}?token={token}")
-    _wait(driver, "return document.querySelector('.jp-NotebookPanel .jp-Cell') !== null",
+    _wait(driver, "return document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell') !== null",
           timeout=120, what=f"{path} to open")
-    _wait(driver, "const s = document.querySelector('.jp-NotebookPanel .jp-Notebook-ExecutionIndicator');"
+    _wait(driver, "const s = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator');"
                   "return s && s.getAttribute('data-status') === 'idle';",
           timeout=120, what="the kernel to be ready")
 
@@ -116,11 +117,12 @@ def _run_all(driver, *, timeout: float) -> None:
 
     menus = driver.find_elements(By.CSS_SELECTOR, ".lm-MenuBar-itemLabel")
     next(m for m in menus if m.text == "Run").click()
-    driver.find_element(By.CSS_SELECTOR, "li[data-command='notebook:run-all-cells']").click()
+    items = driver.find_elements(By.CSS_SELECTOR, ".lm-Menu-item .lm-Menu-itemLabel")
+    next(i for i in items if i.text.strip() == "Run All Cells").click()
     # Done: every code cell has a number in its prompt, none is waiting ([*]), kernel idle.
     _wait(driver, """
-        const prompts = [...document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell .jp-InputPrompt')];
-        const status = document.querySelector('.jp-NotebookPanel .jp-Notebook-ExecutionIndicator');
+        const prompts = [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputPrompt')];
+        const status = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator');
         return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent))
                && status.getAttribute('data-status') === 'idle';""",
           timeout=timeout, what="all cells to run")
