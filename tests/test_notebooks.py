@@ -111,3 +111,22 @@ def test_readme_badges_open_lesson_00_on_binder_and_colab():
     assert binder == ("https://mybinder.org/v2/gh/someone/fork/HEAD"
                       "?urlpath=lab/tree/course/00_start_here.ipynb")
     assert (ROOT / "course" / "00_start_here.ipynb").exists()
+
+
+@pytest.mark.parametrize("gpu", [False, True], ids=["cpu-runtime", "gpu-runtime"])
+def test_lessons_on_colab_notice_the_gpu_or_say_there_is_none(gpu, monkeypatch, capsys):
+    import torch
+
+    import tlkit.course
+
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    monkeypatch.setattr(tlkit.course, "default_device",
+                        lambda: torch.device("cuda" if gpu else "cpu"))
+    monkeypatch.delenv("TLKIT_FULL", raising=False)
+    course = tlkit.course.setup(full=False)
+    said = capsys.readouterr().out
+    assert course.environment == "colab" and not course.full
+    if gpu:
+        assert "A GPU is available: set FULL = True" in said
+    else:
+        assert "This Colab runtime has no GPU: the lesson keeps to the offline default" in said
