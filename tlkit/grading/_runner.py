@@ -30,6 +30,7 @@ def main(job_path: str) -> None:
     namespace = shell.user_ns
     arrays: dict[str, np.ndarray] = {}
     errors: dict[str, str] = {}
+    probed_by: dict[object, dict] = {}  # checks that share a probe (ex04's training) run it once
     for check_id in job["checks"]:
         spec = get_check(check_id)
         missing = [name for name in spec.needs if name not in namespace]
@@ -37,8 +38,10 @@ def main(job_path: str) -> None:
             errors[check_id] = f"`{missing[0]}` is not defined: the cell that defines it is missing."
             continue
         try:
-            with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
-                probed = spec.probe(namespace, job["seed"])
+            if spec.probe not in probed_by:
+                with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+                    probed_by[spec.probe] = spec.probe(namespace, job["seed"])
+            probed = probed_by[spec.probe]
             for key, value in probed.items():
                 arrays[f"{check_id}/{key}"] = np.asarray(value)
         except BaseException as error:  # noqa: BLE001 — SystemExit from student code too
