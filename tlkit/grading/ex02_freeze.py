@@ -21,7 +21,6 @@ def _num_classes(seed: int) -> int:
 def _mlp(seed: int) -> nn.Module:
     """A random small network with some layers frozen: the same on both sides."""
     rng = np.random.default_rng(seed)
-    torch.manual_seed(seed)
     widths = [int(w) for w in rng.integers(2, 9, size=rng.integers(3, 6))]
     layers = [nn.Linear(a, b, bias=bool(rng.integers(0, 2))) for a, b in zip(widths, widths[1:])]
     # Some frozen, some not — the first layer always frozen, the last always trainable.

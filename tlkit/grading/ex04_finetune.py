@@ -25,9 +25,11 @@ def _model(seed: int, num_classes: int = 2):
     from ..backbones import get_backbone
     from ..surgery import replace_head
 
-    torch.manual_seed(seed)
     model = get_backbone("efficientnet_lite0")
-    replace_head(model, num_classes)
+    # The same new head for a seed, without reseeding the student's notebook.
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        replace_head(model, num_classes)
     return model
 
 
