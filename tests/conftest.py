@@ -1,40 +1,23 @@
-"""Test-wide guards: no network beyond 127.0.0.1, and caches in a temporary folder."""
+"""Test-wide guards: no network beyond 127.0.0.1 — in this process and in every Python process
+the tests start (kernels, JupyterLab, graders) — and caches in a temporary folder."""
 from __future__ import annotations
 
-import ipaddress
-import socket
+import os
+import sys
+from pathlib import Path
 
 import pytest
 
+OFFLINE = Path(__file__).with_name("offline")
+sys.path.insert(0, str(OFFLINE))
+import sitecustomize as offline  # noqa: E402  (tests/offline/sitecustomize.py)
 
-def _is_local(host) -> bool:
-    if host in (None, "", "localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-@pytest.fixture(autouse=True)
-def _no_internet(monkeypatch):
-    """Any connection to a non-loopback address fails at once: tests never use the network."""
-    real_connect = socket.socket.connect
-    real_getaddrinfo = socket.getaddrinfo
-
-    def connect(self, address):
-        host = address[0] if isinstance(address, tuple) else None
-        if self.family in (socket.AF_INET, socket.AF_INET6) and not _is_local(host):
-            raise ConnectionRefusedError(f"tests may not use the network (tried {address})")
-        return real_connect(self, address)
-
-    def getaddrinfo(host, *args, **kwargs):
-        if not _is_local(host):
-            raise socket.gaierror(f"tests may not resolve {host!r}")
-        return real_getaddrinfo(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket.socket, "connect", connect)
-    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+# Children inherit the environment: with this folder first on PYTHONPATH, Python runs its
+# sitecustomize at start-up in each of them, and the variable switches the guard on.
+os.environ[offline.ENABLED] = "1"
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [str(OFFLINE), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))])
+offline.install()
 
 
 @pytest.fixture(autouse=True)

@@ -2,6 +2,11 @@
 
 Starts JupyterLab on 127.0.0.1 with a token over a copy of course/ and exercises/, and drives
 Debian's headless Chromium through Selenium and chromedriver. Screenshots go to test-artifacts/.
+
+Each test is independent of the others and of timing: a fresh browser, the notebook opened
+alone in a workspace of its own (nothing restored from an earlier test), made the current
+widget before "run all", and progress read from JupyterLab's own models (execution counts,
+kernel status) rather than from what happens to be on the page.
 Chromium comes from the install step (`make install` runs apt-get when it can); if it is
 missing this test fails and says how to install it.
 """
@@ -9,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -52,7 +58,8 @@ def lab(tmp_path_factory):
         [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ServerApp.ip=127.0.0.1",
          f"--ServerApp.port={port}", f"--IdentityProvider.token={token}",
          f"--ServerApp.root_dir={root}", "--LabApp.news_url=", "--LabApp.check_for_updates_class="
-         "jupyterlab.NeverCheckForUpdate", *(["--allow-root"] if os.geteuid() == 0 else [])],
+         "jupyterlab.NeverCheckForUpdate", "--LabApp.expose_app_in_browser=True",
+         *(["--allow-root"] if os.geteuid() == 0 else [])],
         cwd=root, env=env, stdout=log, stderr=log)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
@@ -71,8 +78,9 @@ def lab(tmp_path_factory):
     log.close()
 
 
-@pytest.fixture(scope="module")
-def browser():
+@pytest.fixture
+def browser(tmp_path):
+    """A fresh headless Chromium per test: no state carried from one test to the next."""
     if not (CHROMIUM and CHROMEDRIVER):
         pytest.fail("Chromium is missing: install it with `apt-get install chromium "
                     "chromium-driver` (as root `make install` does it for you), then rerun.")
@@ -83,18 +91,24 @@ def browser():
     options = Options()
     options.binary_location = CHROMIUM
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                 "--disable-background-networking", "--window-size=1400,1000"):
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", f"--user-data-dir={tmp_path / 'chromium'}",
+                 "--window-size=1400,1000"):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     ARTIFACTS.mkdir(exist_ok=True)
     yield driver
-    driver.quit()
+    try:  # stop this test's kernels, so the next test starts on an idle machine
+        driver.execute_script("const app = window.jupyterapp;"
+                              "return app && app.serviceManager.sessions.shutdownAll();")
+    finally:
+        driver.quit()
 
 
-def _wait(driver, condition, *, timeout: float, what: str):
+def _wait(driver, condition, *, timeout: float, what: str, args=()):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        value = driver.execute_script(condition)
+        value = driver.execute_script(condition, *args)
         if value:
             return value
         time.sleep(0.5)
@@ -102,73 +116,91 @@ def _wait(driver, condition, *, timeout: float, what: str):
     pytest.fail(f"timed out after {timeout:.0f} s waiting for {what} (see test-artifacts/timeout.png)")
 
 
+# JupyterLab's own objects (window.jupyterapp, exposed by --LabApp.expose_app_in_browser), not
+# the page's layout: which notebook is open, whether its kernel is idle, what its cells hold.
+PANEL = """
+    const app = window.jupyterapp;
+    if (!app || !app.shell) return null;
+    const panel = Array.from(app.shell.widgets('main'))
+        .find(w => w.context && w.context.path === arguments[0]);
+    if (!panel || !panel.context.isReady || !panel.sessionContext.session) return null;
+    const kernel = panel.sessionContext.session.kernel;
+"""
+
+
 def _open(driver, lab, path: str) -> None:
+    """Open ``path`` alone, in a workspace of its own (``?reset``: nothing restored)."""
     base, token = lab
-    driver.get(f"{base}/lab/tree/{path}?token={token}")
-    _wait(driver, "return document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell') !== null",
-          timeout=120, what=f"{path} to open")
-    _wait(driver, "const s = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator');"
-                  "return s && s.getAttribute('data-status') === 'idle';",
-          timeout=120, what="the kernel to be ready")
+    workspace = re.sub(r"\W", "-", path)
+    driver.get(f"{base}/lab/workspaces/{workspace}/tree/{path}?reset&token={token}")
+    _wait(driver, PANEL + "return kernel && kernel.connectionStatus === 'connected' && "
+                          "kernel.status === 'idle';",
+          args=(path,), timeout=180, what=f"{path} to open with an idle kernel")
 
 
-def _run_all(driver, *, timeout: float) -> None:
-    from selenium.webdriver.common.by import By
+def _run_all(driver, path: str, *, timeout: float) -> list[str]:
+    """Run every cell of ``path`` and wait until all have run; returns the errors shown."""
+    # The command is given the panel itself ("widgetId", as the cell toolbar does), not left to
+    # act on whichever notebook JupyterLab holds as current: in a headless browser that depends
+    # on focus events and their timing.
+    started = driver.execute_script(PANEL + """
+        app.commands.execute('notebook:run-all-cells', {widgetId: panel.id});
+        return 'started';""", path)
+    assert started == "started", f"{path} is not open"
+    return _wait(driver, PANEL + """
+        const cells = panel.content.widgets.filter(c => c.model.type === 'code');
+        const errors = cells.flatMap(c => c.model.outputs.toJSON())
+            .filter(o => o.output_type === 'error').map(o => o.ename + ': ' + o.evalue);
+        const finished = cells.every(c => c.model.executionCount !== null);
+        const busy = kernel.status !== 'idle' ||
+            cells.some(c => c.model.executionState === 'running');
+        if (busy || !(finished || errors.length)) return null;
+        return {errors: errors};""", args=(path,), timeout=timeout,
+                 what=f"all cells of {path} to run")["errors"]
 
-    menus = driver.find_elements(By.CSS_SELECTOR, ".lm-MenuBar-itemLabel")
-    next(m for m in menus if m.text == "Run").click()
-    items = driver.find_elements(By.CSS_SELECTOR, ".lm-Menu-item .lm-Menu-itemLabel")
-    next(i for i in items if i.text.strip() == "Run All Cells").click()
-    # Done: every code cell has a number in its prompt, none is waiting ([*]), kernel idle.
-    _wait(driver, """
-        const prompts = [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputPrompt')];
-        const status = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator');
-        return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent))
-               && status.getAttribute('data-status') === 'idle';""",
-          timeout=timeout, what="all cells to run")
 
-
-def _tracebacks(driver) -> list[str]:
-    return driver.execute_script("""
-        return [...document.querySelectorAll('.jp-OutputArea-output')]
-            .map(o => o.textContent).filter(t => t.includes('Traceback (most recent call last)'));""")
+def _in_panel(selector: str) -> str:
+    return PANEL + f"return panel.node.querySelector({json.dumps(selector)});"
 
 
 def test_lesson_runs_in_jupyterlab_with_a_figure_and_no_error(lab, browser):
-    _open(browser, lab, "course/00_start_here.ipynb")
-    _run_all(browser, timeout=240)
+    path = "course/00_start_here.ipynb"
+    _open(browser, lab, path)
+    errors = _run_all(browser, path, timeout=240)
     browser.save_screenshot(str(ARTIFACTS / "00_start_here.png"))
-    assert _tracebacks(browser) == []
+    assert errors == []
     images = browser.execute_script(
-        "return document.querySelectorAll('.jp-OutputArea-output img').length")
+        PANEL + "return panel.node.querySelectorAll('.jp-OutputArea-output img').length;", path)
     assert images >= 1, "no rendered figure in any output area"
 
 
 def test_unfreeze_widget_updates_the_trainable_count(lab, browser):
-    from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
-    _open(browser, lab, "course/05_fine_tuning.ipynb")
-    _run_all(browser, timeout=400)
-    assert _tracebacks(browser) == []
-    count = "const b = document.querySelector('b.tlkit-trainable'); return b && b.textContent;"
-    before = _wait(browser, count, timeout=60, what="the explorer widget")
-    handle = browser.find_element(By.CSS_SELECTOR, ".widget-slider .noUi-handle")
+    path = "course/05_fine_tuning.ipynb"
+    _open(browser, lab, path)
+    errors = _run_all(browser, path, timeout=400)
+    assert errors == []
+    count = PANEL + "const b = panel.node.querySelector('b.tlkit-trainable'); return b && b.textContent;"
+    before = _wait(browser, count, args=(path,), timeout=60, what="the explorer widget")
+    handle = _wait(browser, _in_panel(".widget-slider .noUi-handle"), args=(path,),
+                   timeout=30, what="the explorer's slider")
     browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", handle)
     handle.click()
     handle.send_keys(Keys.ARROW_RIGHT)
     after = _wait(browser, count.replace("return b && b.textContent;",
-                                         f"return b && b.textContent !== {json.dumps(before)} && b.textContent;"),
-                  timeout=60, what="the trainable count to change")
+                                         "return b && b.textContent !== arguments[1] && b.textContent;"),
+                  args=(path, before), timeout=60, what="the trainable count to change")
     browser.save_screenshot(str(ARTIFACTS / "05_widget.png"))
     assert int(after.replace(",", "")) > int(before.replace(",", ""))
 
 
 def test_nbgrader_tools_load_on_an_exercise(lab, browser):
-    _open(browser, lab, "exercises/ex01_sgd_update/ex01_sgd_update.ipynb")
-    validate = _wait(browser, """
-        return [...document.querySelectorAll('.jp-NotebookPanel-toolbar *')]
-            .some(e => e.textContent.trim() === 'Validate');""",
+    path = "exercises/ex01_sgd_update/ex01_sgd_update.ipynb"
+    _open(browser, lab, path)
+    validate = _wait(browser, PANEL + """
+        return [...panel.node.querySelectorAll('.jp-NotebookPanel-toolbar *')]
+            .some(e => e.textContent.trim() === 'Validate');""", args=(path,),
                      timeout=60, what="nbgrader's Validate button")
     menus = browser.execute_script(
         "return [...document.querySelectorAll('.lm-MenuBar-itemLabel')].map(m => m.textContent)")
