@@ -39,6 +39,7 @@ doctor: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/feature_cache.py
 	$(PY) bench/train_step.py
+	$(PY) bench/import_time.py
 
 clean-venv:
 	rm -rf $(VENV)

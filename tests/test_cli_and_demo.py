@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import tlkit
-from tlkit.demo import format_table, run_demo
+from tlkit.teach.demo import format_table, run_demo
 
 
 def test_doctor_reports_versions_hardware_environment_and_offline_backbones():

@@ -1,4 +1,4 @@
-"""tlkit.download against a real HTTP server on 127.0.0.1 that can corrupt, cut off and
+"""tlkit.data.download against a real HTTP server on 127.0.0.1 that can corrupt, cut off and
 ignore Range requests."""
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tlkit.download import ChecksumError, DownloadError, download, extract, file_digest
+from tlkit.data.archives import extract
+from tlkit.data.download import ChecksumError, DownloadError, download, file_digest
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -49,6 +50,7 @@ class Server:
         self.corrupt = False        # serve other bytes than the file
         self.cut = False            # send half the body, then close the socket
         self.ignore_range = False   # answer 200 with the whole file even to a Range request
+        self.types: dict[str, str] = {}  # Content-Type to send for a file
         self.url = ""
 
     def ranges(self) -> list[str | None]:
@@ -79,6 +81,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         if status == 206:
             self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        if self.path.lstrip("/") in st.types:
+            self.send_header("Content-Type", st.types[self.path.lstrip("/")])
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if st.cut:
@@ -278,3 +282,74 @@ def test_interrupted_extraction_never_looks_finished(tmp_path):
     into = extract(archive, tmp_path / "good")
     assert not leftover.exists()
     assert len(list((into / "tree").rglob("*.png"))) == 6
+
+
+# --- answers that are not the file: a Wi-Fi sign-in page, an error page, another format -----
+
+SIGN_IN = (b"<!DOCTYPE html>\n<html><head><title>Campus Wi-Fi</title></head>"
+           b"<body>Please sign in to continue</body></html>")
+
+
+@pytest.mark.parametrize("body, content_type", [
+    (SIGN_IN, "text/html; charset=utf-8"),          # says what it is
+    (SIGN_IN, "application/octet-stream"),          # lies about it: the bytes give it away
+    (b"  \n<html><body>502 Bad Gateway</body></html>", None),
+    (b"this is not a zip archive at all", "application/zip"),
+    (b"", "application/zip"),
+])
+def test_a_page_instead_of_the_file_is_refused_and_nothing_is_trusted(server, tmp_path, body,
+                                                                       content_type):
+    server.files["data.zip"] = body
+    if content_type:
+        server.types["data.zip"] = content_type
+    target = tmp_path / "data.zip"
+    with pytest.raises(DownloadError) as e:
+        download(f"{server.url}/data.zip", target, progress=False, timeout=5)
+    message = str(e.value)
+    assert str(target) in message and "Nothing was kept" in message
+    assert ("web page" in message) == body.lstrip().lower().startswith((b"<!doctype", b"<html"))
+    # No archive, no partial file, and above all no recorded checksum for the wrong bytes.
+    assert not target.exists() and not part_of(target).exists()
+    assert not target.with_name("data.zip.sha256").exists()
+    # Once the network answers with the real file, the same call succeeds.
+    server.files["data.zip"], server.types = ARCHIVE, {}
+    assert download(f"{server.url}/data.zip", target, progress=False, timeout=5).read_bytes() \
+        == ARCHIVE
+
+
+def test_an_error_page_with_a_published_checksum_says_what_it_was(server, tmp_path):
+    server.files["data.zip"] = SIGN_IN
+    with pytest.raises(ChecksumError, match="web page"):
+        download(f"{server.url}/data.zip", tmp_path / "data.zip", sha256=SHA, progress=False,
+                 timeout=5)
+
+
+def test_an_html_page_cached_by_an_older_version_is_fetched_again(server, tmp_path):
+    target = tmp_path / "data.zip"
+    target.write_bytes(SIGN_IN)  # kept, with its checksum "trusted", before this was caught
+    target.with_name("data.zip.sha256").write_text(
+        f"{hashlib.sha256(SIGN_IN).hexdigest()}  data.zip\n")
+    assert download(f"{server.url}/data.zip", target, progress=False, timeout=5).read_bytes() \
+        == ARCHIVE
+    assert target.with_name("data.zip.sha256").read_text().split()[0] == SHA
+
+
+@pytest.mark.parametrize("url, path, error, words", [
+    ("ftp://example.org/x.zip", "x.zip", ValueError, "http"),
+    ("not a url", "x.zip", ValueError, "http"),
+    (None, "x.zip", ValueError, "http"),
+    ("http://127.0.0.1:9/x.zip", 42, TypeError, "path"),
+])
+def test_bad_addresses_and_paths_are_named(tmp_path, url, path, error, words):
+    with pytest.raises(error, match=words):
+        download(url, path if not isinstance(path, str) else tmp_path / path, progress=False)
+
+
+def test_a_folder_as_the_target_and_a_file_in_the_way_are_named(server, tmp_path):
+    with pytest.raises(IsADirectoryError, match="data.zip"):
+        download(f"{server.url}/data.zip", tmp_path, progress=False, timeout=5)
+    (tmp_path / "blocker").write_text("a file where a folder should be")
+    with pytest.raises(NotADirectoryError, match="blocker"):
+        download(f"{server.url}/data.zip", tmp_path / "blocker" / "data.zip", progress=False,
+                 timeout=5)
+    assert server.requests == []  # refused before any byte was asked for

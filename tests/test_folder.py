@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from tlkit._dataset import FileImages
-from tlkit.folder import image_folder
+from tlkit.data.images import FileImages
+from tlkit.data.folder import image_folder
 
 rng = np.random.default_rng(0)
 
@@ -271,3 +271,96 @@ def test_fingerprint_changes_when_a_file_changes(photos: Path):
     assert image_folder(photos).fingerprint() == before
     _save(photos / "cats" / "rgb.jpg", _noise((41, 30)))
     assert image_folder(photos).fingerprint() != before
+
+
+# --- folders that would give silently wrong labels ------------------------------------------
+
+def test_a_folder_unpacked_one_level_too_high_names_the_right_one(tmp_path: Path):
+    _save(tmp_path / "photos" / "cats" / "c.jpg", _noise((8, 8)))
+    _save(tmp_path / "photos" / "dogs" / "d.jpg", _noise((8, 8)))
+    with pytest.raises(ValueError, match="one sub-folder, 'photos'") as e:
+        image_folder(tmp_path)
+    assert f"image_folder('{tmp_path / 'photos'}')" in str(e.value)
+    assert image_folder(tmp_path / "photos").classes == ["cats", "dogs"]
+
+
+def test_split_folders_are_not_taken_for_classes(tmp_path: Path):
+    for split in ("train", "val"):
+        for c in ("ants", "bees"):
+            _save(tmp_path / split / c / "x.jpg", _noise((8, 8)))
+    with pytest.raises(ValueError, match="look like splits.*ants, bees") as e:
+        image_folder(tmp_path)
+    assert str(tmp_path / "train") in str(e.value)
+
+
+def test_a_single_class_is_refused(tmp_path: Path):
+    _save(tmp_path / "cats" / "c.jpg", _noise((8, 8)))
+    with pytest.raises(ValueError, match="only one class folder, 'cats'.*at least two"):
+        image_folder(tmp_path)
+
+
+def test_nested_folders_inside_real_classes_still_belong_to_them(tmp_path: Path):
+    for c in ("cats", "dogs"):
+        for where in ("indoor", "outdoor"):
+            _save(tmp_path / c / where / "x.jpg", _noise((8, 8)))
+    assert image_folder(tmp_path).class_counts() == {"cats": 2, "dogs": 2}
+
+
+def _link(target: Path, link: Path) -> None:
+    try:
+        os.symlink(target, link, target_is_directory=target.is_dir())
+    except OSError:
+        pytest.skip("symlinks not permitted here")
+
+
+@pytest.mark.parametrize("points_to", ["root", "parent of root", "sibling class"])
+def test_a_link_back_up_never_adds_another_class_under_the_wrong_label(tmp_path: Path,
+                                                                        points_to):
+    root = tmp_path / "photos"
+    _save(root / "cats" / "c.jpg", _noise((8, 8)))
+    _save(root / "dogs" / "d1.jpg", _noise((8, 8)))
+    _save(root / "dogs" / "d2.jpg", _noise((8, 8)))
+    target = {"root": root, "parent of root": tmp_path, "sibling class": root / "dogs"}[points_to]
+    _link(target, root / "cats" / "more")
+    with pytest.warns(UserWarning, match="wrong label") as w:
+        ds = image_folder(root)
+    assert str(root / "cats" / "more") in str(w[0].message)
+    assert ds.class_counts() == {"cats": 1, "dogs": 2}
+    assert all(ds.classes[t] == p.relative_to(root).parts[0] for p, t in zip(ds.paths, ds.targets))
+
+
+def test_the_same_file_in_two_classes_is_an_error_naming_both(tmp_path: Path):
+    _save(tmp_path / "cats" / "c.jpg", _noise((8, 8)))
+    _save(tmp_path / "dogs" / "d.jpg", _noise((8, 8)))
+    _link(tmp_path / "dogs" / "d.jpg", tmp_path / "cats" / "d.jpg")
+    with pytest.raises(ValueError, match="two classes") as e:
+        image_folder(tmp_path)
+    assert str(tmp_path / "cats" / "d.jpg") in str(e.value)
+
+
+def test_a_file_name_that_is_not_utf8_is_fingerprinted_and_cached(tmp_path: Path):
+    import tlkit
+
+    _save(tmp_path / "cats" / "c.jpg", _noise((8, 8)))
+    latin1 = os.fsdecode(b"caf\xe9.jpg")  # the name an old Windows zip gives
+    try:
+        _save(tmp_path / "dogs" / latin1, _noise((8, 8)), "JPEG")
+    except (OSError, UnicodeEncodeError):
+        pytest.skip("this file system refuses bytes that are not UTF-8")
+    model = tlkit.small_cnn(num_classes=2)
+    ds = image_folder(tmp_path, transform=model.weights.transforms())
+    assert len(ds.fingerprint()) == 16
+    first = tlkit.extract_features(model, ds, cache_dir=tmp_path / "cache", progress=False)
+    again = tlkit.extract_features(model, ds, cache_dir=tmp_path / "cache", progress=False)
+    assert not first.from_cache and again.from_cache and (first.x == again.x).all()
+
+
+@pytest.mark.parametrize("kwargs, error, words", [
+    ({"path": 3}, TypeError, "folder path"),
+    ({"transform": "resize"}, TypeError, "transform must be callable"),
+    ({"extensions": ()}, ValueError, "extensions"),
+])
+def test_bad_arguments_are_named(photos: Path, kwargs, error, words):
+    kwargs = {"path": photos, **kwargs}
+    with pytest.raises(error, match=words):
+        image_folder(**kwargs)

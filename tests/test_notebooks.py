@@ -117,13 +117,13 @@ def test_readme_badges_open_lesson_00_on_binder_and_colab():
 def test_lessons_on_colab_notice_the_gpu_or_say_there_is_none(gpu, monkeypatch, capsys):
     import torch
 
-    import tlkit.course
+    import tlkit.teach.course
 
     monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
-    monkeypatch.setattr(tlkit.course, "default_device",
+    monkeypatch.setattr(tlkit.teach.course, "default_device",
                         lambda: torch.device("cuda" if gpu else "cpu"))
     monkeypatch.delenv("TLKIT_FULL", raising=False)
-    course = tlkit.course.setup(full=False)
+    course = tlkit.teach.course.setup(full=False)
     said = capsys.readouterr().out
     assert course.environment == "colab" and not course.full
     if gpu:

@@ -1,4 +1,4 @@
-"""tlkit.online with registry entries pointed at a local HTTP server, and the real
+"""tlkit.data.online with registry entries pointed at a local HTTP server, and the real
 registry checked against the checksums its sources publish."""
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tlkit import online
-from tlkit._dataset import ArrayImages
-from tlkit.download import ChecksumError
-from tlkit.online import ONLINE_DATASETS, describe_online, list_online, load_online
+from tlkit.data import online
+from tlkit.data.images import ArrayImages
+from tlkit.data.download import ChecksumError
+from tlkit.data.online import ONLINE_DATASETS, describe_online, list_online, load_online
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -50,5 +50,5 @@ def test_the_public_api_is_exported_and_documented():
 
 
 def test_modules_stay_readable_in_one_sitting():
-    for path in (ROOT / "tlkit").glob("*.py"):
-        assert len(path.read_text().splitlines()) <= 300, f"{path.name} is over 300 lines"
+    for path in (ROOT / "tlkit").rglob("*.py"):
+        assert len(path.read_text().splitlines()) <= 300, f"{path} is over 300 lines"

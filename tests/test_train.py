@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import tlkit
-import tlkit.train
+import tlkit.learn.train
 
 JOB = Path(__file__).with_name("resume_job.py")
 
@@ -90,7 +90,8 @@ def test_interrupt_then_resume_equals_one_straight_run(tmp_path):
 
 
 def test_sigkill_in_the_middle_of_an_epoch_then_resume_gives_identical_weights(tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]),
+                                                        os.environ.get("PYTHONPATH", "")])}
     ref = tmp_path / "reference.pt"
     subprocess.run([sys.executable, JOB, tmp_path / "ref_ckpt", ref, tmp_path / "p0", "0", "0"],
                    check=True, env=env, timeout=120)
@@ -139,7 +140,7 @@ def test_frozen_parameters_never_reach_the_optimizer():
 
 
 def test_cpu_training_warns_with_an_epoch_estimate(monkeypatch):
-    monkeypatch.setattr(tlkit.train, "CPU_WARNING_SECONDS", 0.0)
+    monkeypatch.setattr(tlkit.learn.train, "CPU_WARNING_SECONDS", 0.0)
     with pytest.warns(tlkit.CPUTrainingWarning, match=r"about \d+ s per epoch \(7 batches\)"):
         tlkit.fit(linear(), blobs(200), epochs=1, batch_size=30, progress=False, device="cpu")
 
@@ -199,3 +200,233 @@ def test_gpu_training_uses_mixed_precision_and_channels_last():
     hook.remove()
     assert seen["dtype"] == dtype and seen["cl"]
     assert history["train_loss"][-1] < history["train_loss"][0]
+
+
+# --- a run that blows up stops before the bad step, with its last good weights --------------
+
+def _weights(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def test_an_absurd_learning_rate_stops_and_puts_the_weights_back():
+    model = linear()
+    start = _weights(model)
+    with pytest.raises(tlkit.TrainingDiverged, match="learning rate is probably too high") as err:
+        tlkit.fit(model, blobs(), epochs=5, lr=1e4, progress=False, device="cpu")
+    assert isinstance(err.value, FloatingPointError)
+    assert "lr=1e+03" in str(err.value)  # a concrete rate 10× lower to try
+    # It blew up in the first epoch: the weights are the ones it started from, all finite.
+    assert all(torch.equal(v, start[k]) for k, v in model.state_dict().items())
+    assert err.value.history.records == []
+
+
+class NanAfter(torch.utils.data.Dataset):
+    """Blobs whose samples turn to NaN after ``after`` reads: a run that breaks mid-way."""
+
+    def __init__(self, x, y, after: int) -> None:
+        self.x, self.y, self.after, self.reads = x, y, after, 0
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, i):
+        self.reads += 1
+        return (self.x[i] * float("nan") if self.reads > self.after else self.x[i]), self.y[i]
+
+
+def test_a_nan_in_a_later_epoch_keeps_the_finished_epochs_and_their_weights():
+    x, y = blobs()
+    reference = linear()
+    done = tlkit.fit(reference, (x, y), epochs=2, lr=0.05, progress=False, device="cpu")
+
+    model = linear()
+    steps_before_nan = []
+    with pytest.raises(tlkit.TrainingDiverged, match="epoch 3, step 1: the loss became nan") \
+            as err:
+        tlkit.fit(model, NanAfter(x, y, after=2 * len(y) + 40), epochs=4, lr=0.05,
+                  progress=False, device="cpu",
+                  on_batch=lambda e, s, loss: steps_before_nan.append((e, s)))
+    # Stopped before the step: the weights are exactly those two clean epochs give.
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, reference.state_dict()[k]), k
+    assert steps_before_nan[-1] == (2, 0)
+    assert err.value.history["train_loss"] == done["train_loss"]  # finished epochs kept
+
+
+def test_a_huge_but_finite_loss_is_caught_too():
+    x, y = blobs()
+    with pytest.raises(tlkit.TrainingDiverged, match="reached"):
+        tlkit.fit(linear(), (x * 1e3, y), epochs=3, lr=10.0, momentum=0.0, progress=False,
+                  device="cpu")
+
+
+# --- data that does not fit the model: one clear error before any weight moves --------------
+
+class Unlabelled(torch.utils.data.Dataset):
+    """A data set that does not list its labels: they are only seen batch by batch."""
+
+    def __init__(self, x, y):
+        self.x, self.y = x, y
+
+    def __len__(self):
+        return len(self.y)
+
+    def __getitem__(self, i):
+        return self.x[i], self.y[i]
+
+
+def _features(n=20, width=1280):
+    return torch.randn(n, width), torch.arange(n) % 2
+
+
+@pytest.mark.parametrize("make_model, data, error, words", [
+    # labels past the head's width
+    (lambda: tlkit.small_cnn(num_classes=2), (torch.randn(6, 3, 16, 16), torch.tensor([0, 1, 2] * 2)),
+     ValueError, r"labels up to 2, but the model gives 2 class score.*num_classes=3"),
+    (lambda: torch.nn.Linear(10, 2), (torch.randn(6, 10), torch.arange(6)),
+     ValueError, r"labels up to 5.*2 class score"),
+    (lambda: torch.nn.Sequential(torch.nn.Linear(10, 4), torch.nn.ReLU(), torch.nn.Identity()),
+     Unlabelled(torch.randn(6, 10), torch.arange(6)), ValueError, r"a label 5.*4 class score"),
+    (lambda: torch.nn.Linear(10, 2), (torch.randn(4, 10), torch.tensor([0, -1, 1, 0])),
+     ValueError, "a label -1"),
+    # no head at all
+    (lambda: tlkit.get_backbone("mobilenet_v3_small", weights=None, num_classes=0),
+     (torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 0, 1])), ValueError,
+     r"no head \(num_classes=0\).*replace_head"),
+    # cached features given to the whole network, and images given to a head
+    (lambda: tlkit.get_backbone("efficientnet_lite0", weights=None, num_classes=2), _features(),
+     ValueError, r"cached features.*tlkit.fit\(model.head"),
+    (lambda: torch.nn.Linear(1280, 2), (torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 0, 1])),
+     ValueError, r"no convolutions.*extract_features"),
+    # a head of the wrong width
+    (lambda: torch.nn.Linear(512, 2), _features(), ValueError, r"takes 512 numbers.*has 1280"),
+    # labels of the wrong kind, data of the wrong kind
+    (lambda: torch.nn.Linear(10, 2), (torch.randn(4, 10), torch.tensor([0.0, 1.0, 0.0, 1.0])),
+     TypeError, r"y.long\(\)"),
+    (lambda: torch.nn.Linear(10, 2), (torch.randint(0, 9, (4, 10)), torch.tensor([0, 1, 0, 1])),
+     TypeError, r"x.float\(\)"),
+    (lambda: torch.nn.Linear(10, 2), (torch.randn(4, 10), torch.tensor([0, 1, 0])),
+     ValueError, "4 examples in x but 3 labels"),
+    (lambda: torch.nn.Linear(10, 2), torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(torch.randn(4, 10), torch.tensor([0, 1, 0, 1]))),
+     TypeError, r"DataLoader.*\.dataset"),
+    (lambda: torch.nn.Linear(10, 2), (torch.randn(0, 10), torch.zeros(0, dtype=torch.long)),
+     ValueError, "empty"),
+    (lambda: "a model", blobs(), TypeError, "nn.Module"),
+])
+def test_data_that_does_not_fit_the_model_is_explained_before_any_step(make_model, data, error,
+                                                                       words):
+    model = make_model()
+    before = _weights(model) if isinstance(model, torch.nn.Module) else None
+    with pytest.raises(error, match=words):
+        tlkit.fit(model, data, epochs=1, batch_size=4, progress=False, device="cpu")
+    if before is not None:
+        assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+def test_evaluate_checks_the_same_things():
+    with pytest.raises(ValueError, match="labels up to 5"):
+        tlkit.evaluate(torch.nn.Linear(10, 2), (torch.randn(6, 10), torch.arange(6)))
+    with pytest.raises(ValueError, match="empty"):
+        tlkit.evaluate(torch.nn.Linear(10, 2), (torch.randn(0, 10), torch.zeros(0).long()))
+    with pytest.raises(ValueError, match="no head"):
+        tlkit.evaluate(tlkit.get_backbone("mobilenet_v3_small", weights=None, num_classes=0),
+                       (torch.randn(2, 3, 32, 32), torch.tensor([0, 1])))
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        tlkit.evaluate(torch.nn.Linear(10, 2), blobs(), batch_size=0)
+
+
+def test_an_empty_validation_set_is_refused_before_training():
+    model = linear()
+    before = _weights(model)
+    with pytest.raises(ValueError, match="val_data is empty"):
+        tlkit.fit(model, blobs(), val_data=(torch.randn(0, 10), torch.zeros(0).long()),
+                  progress=False, device="cpu")
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+@pytest.mark.parametrize("kwargs, error, words", [
+    ({"batch_size": 0}, ValueError, "batch_size must be >= 1"),
+    ({"epochs": 2.5}, TypeError, "epochs must be a whole number"),
+    ({"seed": "0"}, TypeError, r"seed must be a whole number.*seed=0"),
+    ({"seed": -1}, ValueError, "seed must be >= 0"),
+    ({"lr": float("nan")}, ValueError, "lr must be a finite number"),
+    ({"lr": "1e-3"}, TypeError, "lr must be a number"),
+    ({"lr": slice(1e-3, 1e-5)}, ValueError, "0 < lo <= hi"),
+    ({"momentum": -0.5}, ValueError, "momentum"),
+    ({"num_workers": -1}, ValueError, "num_workers"),
+    ({"scheduler": "step"}, ValueError, "scheduler must be None or 'cosine'"),
+    ({"optimizer": torch.optim.SGD}, None, None),  # a class is a builder: it works
+    ({"device": "gpu"}, ValueError, "device='gpu' is not a device"),
+    ({"device": 0}, TypeError, "device must be"),
+    ({"on_batch": "print"}, TypeError, "on_batch"),
+])
+def test_arguments_of_the_wrong_type_or_range_are_named(kwargs, error, words):
+    run = lambda: tlkit.fit(linear(), blobs(40), progress=False,  # noqa: E731
+                            **{"epochs": 1, "device": "cpu", **kwargs})
+    if error is None:
+        assert len(run()) == 1
+    else:
+        with pytest.raises(error, match=words):
+            run()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
+def test_asking_for_a_gpu_on_a_machine_without_one_says_so():
+    with pytest.raises(RuntimeError, match="no usable CUDA GPU.*device='cpu'"):
+        tlkit.fit(linear(), blobs(40), device="cuda", progress=False)
+
+
+def test_a_checkpoint_folder_that_is_a_file_fails_before_training(tmp_path):
+    blocker = tmp_path / "runs"
+    blocker.write_text("not a folder")
+    model = linear()
+    before = _weights(model)
+    with pytest.raises(NotADirectoryError, match=f"{blocker}.*is a file"):
+        tlkit.fit(model, blobs(), checkpoint_dir=blocker, progress=False, device="cpu")
+    with pytest.raises(NotADirectoryError, match="cannot be created"):
+        tlkit.fit(model, blobs(), checkpoint_dir=blocker / "a", progress=False, device="cpu")
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    assert blocker.read_text() == "not a folder"
+
+
+# --- resume=True with a checkpoint that belongs to another run ------------------------------
+
+def test_resume_refuses_another_models_checkpoint_naming_the_file_and_ways_out(tmp_path):
+    tlkit.fit(linear(), blobs(), epochs=1, checkpoint_dir=tmp_path, progress=False, device="cpu")
+    other = torch.nn.Sequential(torch.nn.Linear(10, 32), torch.nn.ReLU(), torch.nn.Linear(32, 2))
+    before = _weights(other)
+    with pytest.raises(tlkit.CheckpointMismatch) as err:
+        tlkit.fit(other, blobs(), epochs=2, checkpoint_dir=tmp_path, resume=True,
+                  progress=False, device="cpu")
+    message = str(err.value)
+    assert str(tmp_path / "last.pt") in message
+    assert "checkpoint_dir=" in message and "resume=False" in message
+    assert all(torch.equal(v, before[k]) for k, v in other.state_dict().items())
+
+
+def test_resume_refuses_another_optimizer_or_other_frozen_layers(tmp_path):
+    model = tlkit.small_cnn(num_classes=2)
+    data = (torch.randn(16, 3, 16, 16), torch.arange(16) % 2)
+    tlkit.fit(model, data, epochs=1, checkpoint_dir=tmp_path, progress=False, device="cpu")
+    with pytest.raises(tlkit.CheckpointMismatch, match="another optimizer.*SGD"):
+        tlkit.fit(tlkit.small_cnn(num_classes=2), data, epochs=2, optimizer="adam",
+                  checkpoint_dir=tmp_path, resume=True, progress=False, device="cpu")
+    frozen = tlkit.freeze(tlkit.small_cnn(num_classes=2))
+    with pytest.raises(tlkit.CheckpointMismatch, match="other parameters trainable"):
+        tlkit.fit(frozen, data, epochs=2, checkpoint_dir=tmp_path, resume=True, progress=False,
+                  device="cpu")
+
+
+def test_resume_from_a_damaged_checkpoint_says_so(tmp_path):
+    (tmp_path / "last.pt").write_bytes(b"half a checkpoint")
+    with pytest.raises(tlkit.CheckpointMismatch, match="cannot be read.*resume=False"):
+        tlkit.fit(linear(), blobs(), epochs=2, checkpoint_dir=tmp_path, resume=True,
+                  progress=False, device="cpu")
+
+
+def test_fine_tune_explains_that_it_spreads_the_rate_itself():
+    model = tlkit.small_cnn(num_classes=2)
+    with pytest.raises(TypeError, match="one lr.*lr=slice\\(lo, hi\\)"):
+        tlkit.fine_tune(model, (torch.randn(4, 3, 16, 16), torch.tensor([0, 1, 0, 1])),
+                        lr=slice(1e-5, 1e-3))

@@ -5,40 +5,69 @@
     train = tlkit.load_dataset("faces", split="train", k_per_class=5,
                                transform=model.weights.transforms(size=96))
     tlkit.fine_tune(model, train, epochs=3)
+
+The package is built in floors, each importing only from those below it:
+
+    teach/   the lessons' set-up cell, plots, widgets, quizzes, measurements, doctor, demo
+    learn/   fit and evaluate, history, checkpoints, sgd_step, features, fine_tune, adapt
+    models/  the Backbone contract, the registry and factory, weights, surgery, small_cnn
+    data/    data sets by name, image folders, the downloader
+    core/    device, seeds, argument checks
+
+``tlkit.<name>`` is the public API. Names are imported on first use (PEP 562), so
+``import tlkit`` costs almost nothing and a lesson pays for torchvision, timm or matplotlib
+only when it calls something that needs them.
 """
-from ._dataset import ArrayImages, FileImages, ImageDataset
-from .adapt import adapt_batchnorm
-from .backbones import Backbone, backbone_weights, get_backbone, list_backbones
-from .course import Setup, seed_everything, setup
-from .data import few_shot, list_datasets, load_dataset
-from .doctor import doctor
-from .device import autocast_dtype, default_device, environment, on_binder, on_colab
-from .download import ChecksumError, DownloadError, download
-from .features import Features, extract_features
-from .finetune import fine_tune
-from .folder import image_folder
-from .measure import latency, peak_memory_megabytes, weights_megabytes
-from .quiz import Quiz, quiz
-from .scratch import small_cnn
-from .sgd import sgd_step
-from .surgery import (Summary, count_parameters, freeze, freeze_to, layer_groups, param_groups,
-                      replace_head, set_batchnorm, summary, unfreeze, unfreeze_last)
-from .train import CPUTrainingWarning, History, evaluate, fit
-from .viz import plot_data_efficiency, plot_history, show_images
-from .weights import Weights, WeightsNotAvailable
-from .widgets import UnfreezeExplorer, unfreeze_explorer
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "Quiz", "UnfreezeExplorer", "adapt_batchnorm", "latency", "peak_memory_megabytes", "quiz",
-    "unfreeze_explorer", "weights_megabytes", "Setup", "seed_everything", "setup", "doctor",
-    "ArrayImages", "Backbone", "CPUTrainingWarning", "ChecksumError", "DownloadError",
-    "FileImages", "Features", "History", "ImageDataset", "Summary", "Weights",
-    "WeightsNotAvailable", "autocast_dtype", "backbone_weights", "count_parameters",
-    "default_device", "download", "environment", "evaluate", "extract_features", "few_shot",
-    "fine_tune", "fit", "freeze", "freeze_to", "get_backbone", "image_folder", "layer_groups",
-    "list_backbones", "list_datasets", "load_dataset", "on_binder", "on_colab",
-    "param_groups", "plot_data_efficiency", "plot_history", "replace_head", "set_batchnorm",
-    "sgd_step", "show_images", "small_cnn", "summary", "unfreeze", "unfreeze_last",
-]
+# Where each public name lives: {module: names}.
+_API: dict[str, tuple[str, ...]] = {
+    "core.device": ("autocast_dtype", "default_device", "environment", "on_binder", "on_colab"),
+    "core.seed": ("seed_everything",),
+    "data.images": ("ArrayImages", "FileImages", "ImageDataset"),
+    "data.catalog": ("few_shot", "list_datasets", "load_dataset"),
+    "data.download": ("ChecksumError", "DownloadError", "download"),
+    "data.folder": ("image_folder",),
+    "models.backbone": ("Backbone",),
+    "models.factory": ("backbone_weights", "get_backbone", "list_backbones"),
+    "models.weights": ("BadWeightsFile", "Weights", "WeightsNotAvailable"),
+    "models.surgery": ("Summary", "count_parameters", "freeze", "freeze_to", "layer_groups",
+                       "param_groups", "replace_head", "set_batchnorm", "summary", "unfreeze",
+                       "unfreeze_last"),
+    "models.scratch": ("small_cnn",),
+    "learn.history": ("History",),
+    "learn.checkpoint": ("CheckpointMismatch",),
+    "learn.train": ("CPUTrainingWarning", "TrainingDiverged", "evaluate", "fit"),
+    "learn.features": ("Features", "extract_features"),
+    "learn.finetune": ("fine_tune",),
+    "learn.sgd": ("sgd_step",),
+    "learn.adapt": ("adapt_batchnorm",),
+    "teach.course": ("Setup", "setup"),
+    "teach.viz": ("plot_data_efficiency", "plot_history", "show_images"),
+    "teach.widgets": ("UnfreezeExplorer", "unfreeze_explorer"),
+    "teach.quiz": ("Quiz", "quiz"),
+    "teach.measure": ("latency", "peak_memory_megabytes", "weights_megabytes"),
+    "teach.doctor": ("doctor",),
+}
+_WHERE = {name: module for module, names in _API.items() for name in names}
+_SUBPACKAGES = ("core", "data", "models", "learn", "teach", "grading")
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'tlkit' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__, *_SUBPACKAGES])

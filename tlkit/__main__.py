@@ -8,11 +8,11 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     command, rest = (argv[0], argv[1:]) if argv else ("help", [])
     if command == "doctor":
-        from .doctor import doctor
+        from .teach.doctor import doctor
 
         doctor()
     elif command == "demo":
-        from .demo import main as demo
+        from .teach.demo import main as demo
 
         demo(rest)
     else:

@@ -70,7 +70,7 @@ def _split(arrays: Arrays) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _frozen_verify(arrays: Arrays, seed: int) -> str:
-    from ..backbones import get_backbone
+    from ..models.factory import get_backbone
 
     head, trainable = _split(arrays)
     reference = next(get_backbone("efficientnet_lite0").parameters()).detach().numpy().ravel()[:64]

@@ -18,8 +18,8 @@ BAR = 0.85  # Lite0 features + logistic regression reach about 0.94 with 10 labe
 
 
 def _test_batch(seed: int) -> tuple[torch.Tensor, np.ndarray]:
-    from ..backbones import backbone_weights
-    from ..data import load_dataset
+    from ..models.factory import backbone_weights
+    from ..data.catalog import load_dataset
 
     data = load_dataset("faces", split="test",
                         transform=backbone_weights("efficientnet_lite0").transforms(size=SIZE))
@@ -43,7 +43,7 @@ def _features_probe(ns: dict, seed: int) -> Arrays:
 
 
 def _features_verify(arrays: Arrays, seed: int) -> str:
-    from ..backbones import get_backbone
+    from ..models.factory import get_backbone
 
     model = get_backbone("efficientnet_lite0").eval()
     with torch.no_grad():

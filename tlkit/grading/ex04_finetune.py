@@ -22,8 +22,8 @@ def _setting(seed: int) -> dict:
 
 
 def _model(seed: int, num_classes: int = 2):
-    from ..backbones import get_backbone
-    from ..surgery import replace_head
+    from ..models.factory import get_backbone
+    from ..models.surgery import replace_head
 
     model = get_backbone("efficientnet_lite0")
     # The same new head for a seed, without reseeding the student's notebook.
@@ -34,8 +34,8 @@ def _model(seed: int, num_classes: int = 2):
 
 
 def _batch(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    from ..backbones import backbone_weights
-    from ..data import load_dataset
+    from ..models.factory import backbone_weights
+    from ..data.catalog import load_dataset
 
     data = load_dataset("faces", split="train", k_per_class=4, seed=seed % 1000,
                         transform=backbone_weights("efficientnet_lite0").transforms(size=SIZE))
@@ -58,7 +58,7 @@ def _prepare_probe(ns: dict, seed: int) -> Arrays:
 
 
 def _expected_trainable(seed: int) -> np.ndarray:
-    from ..surgery import unfreeze_last
+    from ..models.surgery import unfreeze_last
 
     model = unfreeze_last(_model(seed), _setting(seed)["n"])
     return np.array([p.requires_grad for p in model.parameters()])

@@ -7,13 +7,12 @@ import shutil
 import time
 
 import torch
-import torchvision
 
-from .backbones import list_backbones
-from .device import default_device, environment
-from .features import feature_cache_dir
-from .online import default_root
-from .weights import hub_checkpoint_dir
+from ..core.device import default_device, environment
+from ..data.online import default_root
+from ..learn.features import feature_cache_dir
+from ..models.factory import list_backbones
+from ..models.weights import hub_checkpoint_dir
 
 __all__ = ["doctor"]
 
@@ -31,6 +30,8 @@ def _memory() -> str:
 
 def report() -> list[tuple[str, str]]:
     """The facts ``doctor`` prints, as (label, value) pairs."""
+    import torchvision
+
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
         gpu = f"{props.name}, {props.total_memory / 2**30:.0f} GiB"
@@ -58,7 +59,10 @@ def report() -> list[tuple[str, str]]:
 
 
 def doctor() -> None:
-    """Print versions, CPU/GPU, Colab/Binder/local, offline backbones, caches and memory."""
+    """Print versions, CPU/GPU, Colab/Binder/local, offline backbones, caches and memory.
+
+    Example: ``tlkit.doctor()``
+    """
     rows = report()
     width = max(len(k) for k, _ in rows)
     for key, value in rows:

@@ -1,10 +1,10 @@
 """The downloadable data sets: a registry of what to fetch, and ``load_online`` to get one.
 
-Files come through :func:`tlkit.download.download` (resumable and verified; torchvision's own
+Files come through :func:`tlkit.data.download.download` (resumable and verified; torchvision's own
 downloader restarts from zero after every dropped connection), then torchvision parses them
 where it can. Everything lands under ``$TLKIT_DATA`` (default ``~/.cache/tlkit/data``).
 
-    >>> from tlkit.online import load_online, list_online
+    >>> from tlkit.data.online import load_online, list_online
     >>> list_online()
     ['cifar10', 'eurosat', 'flowers102', 'hymenoptera', 'pneumoniamnist']
     >>> train = load_online("hymenoptera", split="train")        # doctest: +SKIP
@@ -19,8 +19,10 @@ from typing import Callable
 
 import numpy as np
 
-from ._dataset import ArrayImages, FileImages, ImageDataset
-from .download import ChecksumError, download as _download, extract, file_digest
+from ..core.checks import describe, writable_folder
+from .images import ArrayImages, FileImages, ImageDataset
+from .archives import extract
+from .download import ChecksumError, download as _download, file_digest
 
 __all__ = ["RemoteFile", "OnlineDataset", "ONLINE_DATASETS", "load_online", "list_online",
            "describe_online", "default_root"]
@@ -169,11 +171,9 @@ def list_online() -> list[str]:
 
 
 def _entry(name: str) -> OnlineDataset:
-    try:
+    if isinstance(name, str) and name in ONLINE_DATASETS:
         return ONLINE_DATASETS[name]
-    except KeyError:
-        raise ValueError(f"Unknown data set {name!r}; available: "
-                         f"{', '.join(list_online())}.") from None
+    raise ValueError(f"Unknown data set {name!r}; available: {', '.join(list_online())}.")
 
 
 def describe_online(name: str) -> str:
@@ -202,7 +202,13 @@ def load_online(name: str, *, split: str = "train", root: str | Path | None = No
     e = _entry(name)
     if split not in e.splits:
         raise ValueError(f"{name} has no split {split!r}; its splits are: {', '.join(e.splits)}.")
+    if root is not None and not isinstance(root, (str, os.PathLike)):
+        raise TypeError(f"root must be a folder path (str or pathlib.Path), got {describe(root)}")
     folder = Path(root if root is not None else default_root()).expanduser() / e.name
+    if download:
+        # Before the first byte: a data folder that is a file or read-only fails here, named.
+        writable_folder(folder, what=f"The folder for {name}",
+                        fix="Set TLKIT_DATA to a writable folder, or pass root=.")
     for f in e.files:
         path = folder / f.name
         if download:

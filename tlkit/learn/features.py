@@ -16,15 +16,17 @@ import hashlib
 import json
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
-from ._dataset import ImageDataset
-from .backbones import Backbone
-from .device import default_device
+from ..core.checks import integer, writable_folder
+from ..core.device import as_device
+from ..data.images import ImageDataset
+from ..models.backbone import Backbone, require_backbone
 
 __all__ = ["extract_features", "Features", "feature_cache_dir"]
 
@@ -71,20 +73,34 @@ def extract_features(model: Backbone, data: ImageDataset, *, batch_size: int = 6
     """Run ``data`` through the frozen backbone once (``model.forward_features``) and cache it.
 
     ``data`` must carry the transform that turns its images into tensors, usually
-    ``model.weights.transforms()``.
+    ``model.weights.transforms()``. A tlkit data set is cached on disk; any other Dataset of
+    ``(image tensor, label)`` works too, without the cache. A cache folder that cannot be
+    written gives a warning, and the features all the same.
+
+    Example: ``x, y = tlkit.extract_features(model, train)``
     """
-    if data.transform is None:
+    require_backbone(model, function="extract_features")
+    batch_size = integer("batch_size", batch_size, min=1)
+    if isinstance(data, (tuple, list)):
+        raise TypeError("extract_features takes a data set of images; a tuple (x, y) looks like "
+                        "features already: train a head on it with tlkit.fit(head, (x, y))")
+    if not isinstance(data, torch.utils.data.Dataset):
+        raise TypeError(f"data must be a data set of images (tlkit.load_dataset, "
+                        f"tlkit.image_folder), got {type(data).__name__}")
+    if getattr(data, "transform", True) is None:
         raise ValueError("the data set has no transform, so its items are PIL images: load it "
                          "with transform=model.weights.transforms()")
+    if len(data) == 0:
+        raise ValueError(f"{data!r} is empty: there are no images to extract features from")
+    device = as_device(device)
     start = time.perf_counter()
-    path = None
-    if cache:
-        path = Path(cache_dir or feature_cache_dir()) / f"{model.name}-{cache_key(model, data)}.pt"
-        if path.is_file():
-            saved = torch.load(path, map_location="cpu", weights_only=True)
+    path = _cache_path(model, data, cache_dir) if cache and isinstance(data, ImageDataset) \
+        else None
+    if path is not None and path.is_file():
+        saved = _read_cache(path, model, data)
+        if saved is not None:
             return Features(saved["x"], saved["y"], True, time.perf_counter() - start, path)
 
-    device = torch.device(device) if device is not None else default_device()
     was_training = model.training
     model.eval().to(device)
     loader = torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=False,
@@ -93,13 +109,43 @@ def extract_features(model: Backbone, data: ImageDataset, *, batch_size: int = 6
     for images, targets in tqdm(loader, desc=f"features {model.name}", disable=not progress,
                                 leave=False):
         chunks.append(model.forward_features(images.to(device, non_blocking=True)).float().cpu())
-        labels.append(targets)
+        labels.append(torch.as_tensor(targets))
     model.train(was_training)
     x, y = torch.cat(chunks), torch.cat(labels)
 
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        torch.save({"x": x, "y": y}, tmp)
-        os.replace(tmp, path)  # atomic: an interrupted save never leaves a half-written cache
+        try:
+            tmp = path.with_suffix(f".tmp{os.getpid()}")
+            torch.save({"x": x, "y": y}, tmp)
+            os.replace(tmp, path)  # atomic: an interrupted save never leaves a half-written cache
+        except OSError as err:  # the disk filled up, or a folder became read-only meanwhile
+            warnings.warn(f"The features could not be cached in {path.parent} ({err}); they are "
+                          f"returned all the same.", UserWarning, stacklevel=2)
+            path = None
     return Features(x, y, False, time.perf_counter() - start, path)
+
+
+def _cache_path(model: Backbone, data: ImageDataset, cache_dir) -> Path | None:
+    """The cache file for (model, data), or None (with a warning) if the folder is unusable."""
+    try:
+        folder = writable_folder(cache_dir if cache_dir is not None else feature_cache_dir(),
+                                 what="The feature cache",
+                                 fix="Pass cache_dir= a writable folder, set TLKIT_CACHE, or "
+                                     "cache=False.")
+    except (NotADirectoryError, PermissionError, TypeError) as err:
+        warnings.warn(f"{err} The features are computed but not cached.", UserWarning,
+                      stacklevel=3)
+        return None
+    return folder / f"{model.name}-{cache_key(model, data)}.pt"
+
+
+def _read_cache(path: Path, model: Backbone, data: ImageDataset) -> dict | None:
+    """The cached features if the file is sound and fits ``data``; None means recompute."""
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        x, y = saved["x"], saved["y"]
+        fits = (x.shape == (len(data), model.num_features) and
+                torch.equal(y, torch.as_tensor(data.targets)))
+    except Exception:  # noqa: BLE001 — a truncated or foreign file: compute afresh
+        fits = False
+    return saved if fits else None

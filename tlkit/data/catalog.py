@@ -8,7 +8,7 @@ Offline, no download, real photographs:
   Training patches come from the left three quarters of each photograph and test patches from
   the right quarter, so no pixel is in both (overlapping patches would leak the answer).
 
-Downloaded (see :mod:`tlkit.online`): hymenoptera, flowers102, eurosat, pneumoniamnist, cifar10.
+Downloaded (see :mod:`tlkit.data.online`): hymenoptera, flowers102, eurosat, pneumoniamnist, cifar10.
 
 Example::
 
@@ -23,7 +23,8 @@ from typing import Callable
 
 import numpy as np
 
-from ._dataset import ArrayImages, ImageDataset
+from ..core.checks import integer
+from .images import ArrayImages, ImageDataset, _transform
 from .online import list_online, load_online
 
 __all__ = ["load_dataset", "list_datasets", "few_shot", "OFFLINE_DATASETS"]
@@ -47,11 +48,18 @@ def load_dataset(name: str, *, split: str = "train", transform: Callable | None 
     The split and the few-shot subset depend only on ``seed``: the same call gives the same
     images on every machine, and ``k_per_class=2`` is a subset of ``k_per_class=5``.
     """
+    seed = integer("seed", seed, min=0)
+    if k_per_class is not None:
+        k_per_class = integer("k_per_class", k_per_class, min=1,
+                              hint="the number of labelled images to keep per class")
+    transform = _transform(transform)
+    if not isinstance(split, str):
+        raise TypeError(f"split must be a string such as 'train' or 'test', got {split!r}")
     if name == "faces":
         data = _faces(split, seed)
     elif name == "textures":
         data = _textures(split)
-    elif name in list_online():
+    elif isinstance(name, str) and name in list_online():
         data = load_online(name, split=split, root=root, download=download, seed=seed)
     else:
         raise ValueError(f"Unknown data set {name!r}. Available: {', '.join(list_datasets())};"
@@ -62,9 +70,15 @@ def load_dataset(name: str, *, split: str = "train", transform: Callable | None 
 
 
 def few_shot(data: ImageDataset, *, k_per_class: int, seed: int = 0) -> ImageDataset:
-    """Keep ``k_per_class`` images of each class, chosen by ``seed`` (nested as k grows)."""
-    if k_per_class < 1:
-        raise ValueError(f"k_per_class must be >= 1, got {k_per_class}")
+    """Keep ``k_per_class`` images of each class, chosen by ``seed`` (nested as k grows).
+
+    Example: ``tlkit.few_shot(train, k_per_class=5, seed=0)``
+    """
+    if not isinstance(data, ImageDataset):
+        raise TypeError(f"few_shot takes a tlkit data set (tlkit.load_dataset or "
+                        f"tlkit.image_folder), got {type(data).__name__}")
+    k_per_class = integer("k_per_class", k_per_class, min=1)
+    seed = integer("seed", seed, min=0)
     targets = np.asarray(data.targets)
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(targets))

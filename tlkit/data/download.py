@@ -4,10 +4,11 @@ Course data sets are hundreds of megabytes fetched over café and campus Wi-Fi, 
 that breaks must resume where it stopped, a corrupted file must never be mistaken for a good
 one, and an interrupted download or extraction must never look finished.
 
-    >>> from tlkit.download import download, extract
+    >>> from tlkit.data.download import download
     >>> zip_path = download("https://download.pytorch.org/tutorial/hymenoptera_data.zip",
     ...                     "data/hymenoptera_data.zip")          # doctest: +SKIP
-    >>> extract(zip_path, "data/hymenoptera")                      # doctest: +SKIP
+
+Unpacking is :func:`tlkit.data.archives.extract`.
 """
 from __future__ import annotations
 
@@ -15,16 +16,14 @@ import hashlib
 import http.client
 import os
 import re
-import shutil
-import tarfile
 import urllib.error
+import urllib.parse
 import urllib.request
-import zipfile
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
-__all__ = ["download", "extract", "file_digest", "DownloadError", "ChecksumError"]
+from ..core.checks import describe, integer, number, writable_folder
 
-_MARKER = ".tlkit-extracted"
+__all__ = ["download", "file_digest", "wrong_content", "DownloadError", "ChecksumError"]
 
 
 class DownloadError(RuntimeError):
@@ -72,10 +71,54 @@ def _write_sidecar(path: Path, digest: str) -> None:
     os.replace(tmp, _sidecar(path))
 
 
+# The first bytes of the formats the course downloads. A file whose name promises one of them
+# but starts otherwise is not the file (an error page, a captive portal, a truncated copy).
+_MAGIC = {".zip": (b"PK\x03\x04", b"PK\x05\x06"), ".npz": (b"PK\x03\x04",),
+          ".gz": (b"\x1f\x8b",), ".tgz": (b"\x1f\x8b",),
+          ".pth": (b"PK\x03\x04", b"\x80"), ".pt": (b"PK\x03\x04", b"\x80"),
+          ".mat": (b"MATLAB",)}
+
+
+def wrong_content(path: str | Path, content_type: str | None = None, *,
+                  name: str | None = None) -> str | None:
+    """Why ``path`` is not the file its name (or ``name``) promises — a web page, another
+    format — or None.
+
+    >>> wrong_content("data/hymenoptera_data.zip")                 # doctest: +SKIP
+    'it is a web page (HTML), not the file: ...'
+    """
+    path = Path(path)
+    with open(path, "rb") as f:
+        head = f.read(1024)
+    named = Path(name or path.name)
+    text = head.lstrip().lower()
+    html_type = (content_type or "").split(";")[0].strip().lower() in ("text/html",
+                                                                     "application/xhtml+xml")
+    if named.suffix.lower() not in (".html", ".htm") and (
+            html_type or text.startswith((b"<!doctype html", b"<html", b"<head"))
+            or b"<html" in text[:512]):
+        return ("it is a web page (HTML), not the file: a Wi-Fi sign-in page, a login wall or a "
+                "server error page answered instead. Open the address in a browser (sign in if "
+                "asked), then call again")
+    if not head:
+        return "it is empty"
+    magic = _MAGIC.get(named.suffix.lower())
+    if named.name.lower().endswith(".tar"):
+        if len(head) < 262 or head[257:262] != b"ustar":
+            return "it is not a tar archive"
+    elif magic and not head.startswith(magic):
+        return f"it does not start like a {named.suffix} file (got {head[:8]!r})"
+    return None
+
+
 def _cached_ok(path: Path, expected: tuple[str, str] | None) -> bool:
     """True if ``path`` can be used as is; raises when an unpublished digest changed."""
     if expected is not None:
         return file_digest(path, expected[0]) == expected[1]
+    if wrong_content(path) is not None:
+        # Not the file (an old bug or a hand-copied error page): fetch it again, trust nothing.
+        _sidecar(path).unlink(missing_ok=True)
+        return False
     sidecar = _sidecar(path)
     actual = file_digest(path)
     if not sidecar.exists():
@@ -103,15 +146,27 @@ def download(url: str, path: str | Path, *, sha256: str | None = None, md5: str 
     ...          "data/hymenoptera_data.zip")                      # doctest: +SKIP
     PosixPath('data/hymenoptera_data.zip')
     """
+    if not isinstance(url, str) or urllib.parse.urlsplit(url).scheme not in ("http", "https",
+                                                                             "file"):
+        raise ValueError(f"url must be an http:// or https:// address, got {url!r}")
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a file path (str or pathlib.Path), got {describe(path)}")
+    timeout = number("timeout", timeout, above=0)
+    chunk_size = integer("chunk_size", chunk_size, min=1)
     path = Path(path).expanduser()
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder: pass the file to save to, e.g. "
+                                f"{path / os.path.basename(urllib.parse.urlsplit(url).path)}")
     expected = _expected(sha256, md5)
     if path.exists() and _cached_ok(path, expected):
         return path
     if os.environ.get("TLKIT_OFFLINE", "").strip().lower() in ("1", "true", "yes"):
         raise DownloadError(f"TLKIT_OFFLINE is set, so {url} was not downloaded to {path}. "
                             + _manual(url, path))
-    path.parent.mkdir(parents=True, exist_ok=True)
+    writable_folder(path.parent, what="The download folder",
+                    fix="Choose another folder (for data sets: set TLKIT_DATA or pass root=).")
     part = path.with_name(path.name + ".part")
+    content_type = None
     # Two rounds at most: the second only after a 416 proved the .part unusable.
     for _ in range(2):
         have = part.stat().st_size if part.exists() else 0
@@ -138,10 +193,11 @@ def download(url: str, path: str | Path, *, sha256: str | None = None, md5: str 
             raise DownloadError(f"Could not download {url} to {path}: {reason}. "
                                 + _manual(url, path)) from e
         with response:
+            content_type = response.headers.get("Content-Type")
             _receive(response, part, have if response.status == 206 else 0,
                      url=url, progress=progress, chunk_size=chunk_size)
         break
-    return _finish(part, path, expected, url)
+    return _finish(part, path, expected, url, content_type)
 
 
 def _receive(response, part: Path, start: int, *, url: str, progress: bool,
@@ -174,73 +230,28 @@ def _interrupted(url: str, part: Path, done: int, total: int | None, why) -> Dow
                          f"partial file is kept at {part}; call again to resume.")
 
 
-def _finish(part: Path, path: Path, expected: tuple[str, str] | None, url: str) -> Path:
+def _finish(part: Path, path: Path, expected: tuple[str, str] | None, url: str,
+            content_type: str | None) -> Path:
     if expected is not None:
         algorithm, want = expected
         actual = file_digest(part, algorithm)
         if actual != want:
+            why = wrong_content(part, content_type, name=path.name)
             # A resumed .part may hold stale bytes: remove it so the retry starts clean.
             part.unlink()
             raise ChecksumError(
                 f"The download of {url} for {path} is corrupt: {algorithm} {actual}, expected "
-                f"{want}. It was deleted; call again to retry. If it persists, the file at the "
-                f"source changed - please report it to the course staff.")
+                f"{want}" + (f"; {why}" if why else "") + ". It was deleted; call again to retry. "
+                "If it persists, the file at the source changed - please report it to the "
+                "course staff.")
     else:
+        # No published checksum: this download's digest becomes the trusted one, so it must
+        # at least be the right kind of file — never record an error page as the archive.
+        why = wrong_content(part, content_type, name=path.name)
+        if why is not None:
+            part.unlink()
+            raise DownloadError(f"The download of {url} for {path} was refused: {why}. "
+                                "Nothing was kept. " + _manual(url, path))
         _write_sidecar(path, file_digest(part))
     os.replace(part, path)  # atomic: `path` is either absent or complete
     return path
-
-
-def _check_member(name: str, into: Path) -> None:
-    p = PurePosixPath(name.replace("\\", "/"))
-    if p.is_absolute() or ".." in p.parts or re.match(r"^[A-Za-z]:", name):
-        raise ValueError(f"Refusing to extract {name!r}: it would land outside {into}. The "
-                         f"archive is corrupt or malicious; delete it and download it again.")
-
-
-def extract(archive: str | Path, into: str | Path) -> Path:
-    """Unpack a .zip / .tar / .tar.gz / .tgz into ``into`` (skipped if already done).
-
-    Members that would escape ``into`` are refused. Unpacking happens in a sibling temporary
-    folder renamed at the end, so a half-finished extraction is never mistaken for a finished one.
-
-    >>> extract("data/hymenoptera_data.zip", "data/hymenoptera")  # doctest: +SKIP
-    PosixPath('data/hymenoptera')
-    """
-    archive, into = Path(archive).expanduser(), Path(into).expanduser()
-    if (into / _MARKER).exists():
-        return into
-    if into.exists():
-        if into.is_dir() and not any(into.iterdir()):
-            into.rmdir()
-        else:
-            raise FileExistsError(f"{into} exists but was not made by tlkit.download.extract; "
-                                  f"delete it or extract {archive} somewhere else.")
-    tmp = into.with_name(into.name + ".extracting")
-    shutil.rmtree(tmp, ignore_errors=True)  # leftovers of an interrupted extraction
-    tmp.mkdir(parents=True)
-    try:
-        if zipfile.is_zipfile(archive):
-            with zipfile.ZipFile(archive) as zf:
-                for name in zf.namelist():
-                    _check_member(name, into)
-                zf.extractall(tmp)
-        elif tarfile.is_tarfile(archive):
-            with tarfile.open(archive) as tf:
-                for m in tf.getmembers():
-                    _check_member(m.name, into)
-                    if m.issym() or m.islnk():
-                        _check_member(str(PurePosixPath(m.name).parent / m.linkname), into)
-                    elif not (m.isfile() or m.isdir()):
-                        raise ValueError(f"Refusing to extract special file {m.name!r}.")
-                # The "data" filter (Python >= 3.11.4) adds the standard library's own checks.
-                kwargs = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
-                tf.extractall(tmp, **kwargs)
-        else:
-            raise ValueError(f"{archive} is neither a zip nor a tar archive.")
-        (tmp / _MARKER).write_text(f"{archive.name}\n")
-        os.rename(tmp, into)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return into

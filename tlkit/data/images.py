@@ -8,6 +8,8 @@ the content cheaply; the feature cache keys on it.
 from __future__ import annotations
 
 import hashlib
+import operator
+import os
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -23,9 +25,9 @@ class ImageDataset(torch.utils.data.Dataset):
 
     def __init__(self, *, targets: Sequence[int], classes: Sequence[str],
                  transform: Callable | None = None, name: str = "images") -> None:
-        self.targets = [int(t) for t in targets]
-        self.classes = list(classes)
-        self.transform = transform
+        self.targets = _labels(targets, classes)
+        self.classes = [str(c) for c in classes]
+        self.transform = _transform(transform)
         self.name = name
 
     def __len__(self) -> int:
@@ -53,12 +55,20 @@ class ImageDataset(torch.utils.data.Dataset):
         """The same images with another transform (the original is left unchanged)."""
         clone = object.__new__(type(self))
         clone.__dict__.update(self.__dict__)
-        clone.transform = transform
+        clone.transform = _transform(transform)
         return clone
 
     def subset(self, indices: Sequence[int]) -> "ImageDataset":
         """The images at ``indices`` (same classes and transform)."""
-        indices = [int(i) for i in indices]
+        indices = list(np.asarray(indices).reshape(-1)) if isinstance(indices, np.ndarray) \
+            else list(indices)
+        for i in indices:
+            if isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer)):
+                raise TypeError(f"subset() takes whole-number indices, got {i!r}; to keep images "
+                                f"by a condition use np.flatnonzero(mask)")
+            if not -len(self) <= i < len(self):
+                raise IndexError(f"index {i} is out of range for {self.name} ({len(self)} images)")
+        indices = [int(i) % len(self) for i in indices]
         clone = self._take(indices)
         clone.targets = [self.targets[i] for i in indices]
         return clone
@@ -80,8 +90,14 @@ class ArrayImages(ImageDataset):
 
     def __init__(self, images: np.ndarray, *, targets: Sequence[int], classes: Sequence[str],
                  transform: Callable | None = None, name: str = "images") -> None:
+        if not isinstance(images, np.ndarray):
+            raise TypeError(f"images must be a NumPy array, got {type(images).__name__}")
         if images.dtype != np.uint8:
-            raise TypeError(f"images must be uint8, got {images.dtype}")
+            raise TypeError(f"images must be uint8 (0-255), got {images.dtype}; for floats in "
+                            f"[0, 1] pass np.round(images * 255).astype(np.uint8)")
+        if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[-1] not in (3, 4)):
+            raise ValueError(f"images must have shape (N, H, W) for grey or (N, H, W, 3) for "
+                             f"colour, got {images.shape}")
         if len(images) != len(targets):
             raise ValueError(f"{len(images)} images but {len(targets)} labels")
         super().__init__(targets=targets, classes=classes, transform=transform, name=name)
@@ -127,8 +143,34 @@ class FileImages(ImageDataset):
         for p in self.paths:
             st = p.stat()
             rel = p.relative_to(self.root) if self.root else p
-            h.update(f"{rel}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+            # os.fsencode: a file name that is not valid UTF-8 (an old camera, a zip from
+            # Windows) gives back its original bytes instead of failing to encode.
+            h.update(os.fsencode(rel) + f"|{st.st_size}|{st.st_mtime_ns}\n".encode())
         return h.digest()
+
+
+def _labels(targets: Sequence[int], classes: Sequence[str]) -> list[int]:
+    labels = []
+    for t in targets:
+        try:
+            if isinstance(t, (bool, np.bool_)):
+                raise TypeError
+            labels.append(operator.index(t))  # int, NumPy or torch integers; not 1.5 or "cat"
+        except TypeError:
+            raise TypeError(f"labels must be whole numbers (class indices), got {t!r}; map "
+                            f"names to indices with classes.index(name)") from None
+    if labels and not 0 <= min(labels) <= max(labels) < len(classes):
+        raise ValueError(f"labels must be class indices 0 to {len(classes) - 1} for the "
+                         f"{len(classes)} classes {list(classes)[:5]}, got labels from "
+                         f"{min(labels)} to {max(labels)}")
+    return labels
+
+
+def _transform(transform: Callable | None) -> Callable | None:
+    if transform is not None and not callable(transform):
+        raise TypeError(f"transform must be callable (e.g. model.weights.transforms()) or None, "
+                        f"got {type(transform).__name__}")
+    return transform
 
 
 def to_rgb(im: Image.Image) -> Image.Image:

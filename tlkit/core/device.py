@@ -10,8 +10,8 @@ import sys
 
 import torch
 
-__all__ = ["default_device", "autocast_dtype", "on_colab", "on_binder", "environment",
-           "available_cpus"]
+__all__ = ["default_device", "as_device", "autocast_dtype", "on_colab", "on_binder",
+           "environment", "available_cpus"]
 
 
 def default_device() -> torch.device:
@@ -21,10 +21,40 @@ def default_device() -> torch.device:
 
         model.to(tlkit.default_device())
     """
-    forced = os.environ.get("TLKIT_DEVICE")
+    forced = os.environ.get("TLKIT_DEVICE", "").strip()
     if forced:
-        return torch.device(forced)
+        return as_device(forced, name="TLKIT_DEVICE")
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def as_device(device: torch.device | str | None, *, name: str = "device") -> torch.device:
+    """``device`` as a ``torch.device`` that exists on this machine; None: the default.
+
+    A GPU asked for on a machine without one fails here, naming the fix, instead of deep
+    inside the first ``.to()`` with a CUDA driver message.
+    """
+    if device is None:
+        return default_device()
+    if not isinstance(device, (str, torch.device)):
+        raise TypeError(f"{name} must be 'cpu', 'cuda', 'cuda:0', a torch.device or None, got "
+                        f"{device!r} ({type(device).__name__})")
+    try:
+        device = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"{name}={device!r} is not a device: use 'cpu', 'cuda' or 'cuda:0' "
+                         f"(or None for the default)") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"{name}={str(device)!r} but this machine has no usable CUDA GPU: "
+                               f"use device='cpu' (on Colab: Runtime → Change runtime type → GPU)")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise RuntimeError(f"{name}={str(device)!r} but there are only "
+                               f"{torch.cuda.device_count()} GPU(s): use 'cuda:0'")
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise RuntimeError(f"{name}='mps' but this machine has no Apple GPU: use device='cpu'")
+    elif device.type not in ("cpu", "mps"):
+        raise ValueError(f"{name}={str(device)!r}: tlkit runs on 'cpu' or 'cuda'")
+    return device
 
 
 def autocast_dtype(device: torch.device | str) -> torch.dtype | None:

@@ -1,91 +1,29 @@
-"""Pretrained backbones: one registry, one factory, one contract.
-
-Every backbone — whatever its architecture — comes back as a :class:`Backbone` with
-
-* ``blocks``: the convolutional body as a few *stages*, one per feature-map resolution
-  (stem + early … late), so "unfreeze the last 2 blocks" means the same thing everywhere;
-* ``neck``: global pooling (and, for VGG / MobileNetV3, the fully connected layers before the
-  last), ending in a vector of ``num_features`` numbers — the *features*;
-* ``head``: the final classifier, replaced with ``reset_head(n)``;
-* ``weights``: a :class:`~tlkit.weights.Weights` with ``pretrained``, ``transforms()`` and ``meta``.
+"""The one factory: every registered backbone, by name, with its ImageNet weights or random.
 
 Example::
 
-    model = tlkit.get_backbone("efficientnet_lite0", weights="imagenet", num_classes=2)
-    features = model.forward_features(batch)      # (N, 1280)
+    tlkit.list_backbones(offline=True)                     # what loads without a network now
+    model = tlkit.get_backbone("resnet50", weights="imagenet", num_classes=10)
+    preprocess = model.weights.transforms()
 """
 from __future__ import annotations
 
 import difflib
+import os
 from dataclasses import replace
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from ._zoo import REGISTRY as _REGISTRY
-from .weights import Weights
+from ..core.checks import describe, integer
+from .backbone import Backbone
+from .weights import BadWeightsFile, Weights
+from .zoo import REGISTRY as _REGISTRY
+from .zoo import Entry
 
-__all__ = ["Backbone", "get_backbone", "list_backbones", "backbone_weights"]
+__all__ = ["get_backbone", "list_backbones", "backbone_weights"]
 
-
-class Backbone(nn.Module):
-    """A pretrained network split into ``blocks`` → ``neck`` → ``head``."""
-
-    def __init__(self, *, name: str, blocks: list[nn.Module], neck: nn.Module, head: nn.Module,
-                 num_features: int, weights: Weights) -> None:
-        super().__init__()
-        self.name = name
-        self.blocks = nn.Sequential(*blocks)
-        self.neck = neck
-        self.head = head
-        self.num_features = num_features
-        self.weights = weights
-        # "frozen": batch-norm layers whose parameters are all frozen stay in eval mode during
-        # training (their running statistics are kept); "train": they follow model.train().
-        self.bn_mode = "frozen"
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Images (N, 3, H, W) → feature vectors (N, num_features)."""
-        return self.neck(self.blocks(x))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.forward_features(x))
-
-    def feature_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """The output of every block, early to late (what the layers "see")."""
-        maps = []
-        for block in self.blocks:
-            x = block(x)
-            maps.append(x)
-        return maps
-
-    def reset_head(self, num_classes: int, *, dropout: float = 0.0) -> nn.Module:
-        """Put a new, randomly initialised head for ``num_classes`` (0: no head)."""
-        if num_classes == 0:
-            self.head = nn.Identity()
-        else:
-            linear = nn.Linear(self.num_features, num_classes)
-            self.head = nn.Sequential(nn.Dropout(dropout), linear) if dropout else linear
-        return self.head
-
-    def train(self, mode: bool = True) -> "Backbone":
-        super().train(mode)
-        if mode and self.bn_mode == "frozen":
-            for m in self.modules():
-                params = list(m.parameters(recurse=False))
-                if isinstance(m, nn.modules.batchnorm._BatchNorm) and params and not any(
-                        p.requires_grad for p in params):
-                    m.eval()
-        return self
-
-    def extra_repr(self) -> str:
-        return (f"name={self.name!r}, weights={self.weights.name!r}, "
-                f"num_features={self.num_features}, blocks={len(self.blocks)}")
-
-
-# ---------------------------------------------------------------------------------------------
-# The factory.
 
 def list_backbones(offline: bool = False, *, cache_dir: str | Path | None = None) -> list[str]:
     """Names of the registered backbones; ``offline=True``: only those whose ImageNet weights
@@ -102,7 +40,10 @@ def list_backbones(offline: bool = False, *, cache_dir: str | Path | None = None
 
 
 def backbone_weights(name: str) -> Weights:
-    """The ImageNet :class:`Weights` of ``name`` (transforms and meta) without building it."""
+    """The ImageNet :class:`Weights` of ``name`` (transforms and meta) without building it.
+
+    Example: ``tlkit.backbone_weights("resnet50").transforms()``
+    """
     return _entry(name).weights
 
 
@@ -124,15 +65,26 @@ def get_backbone(name: str, *, weights: str | None = "imagenet", num_classes: in
                         "pretrained= (torchvision replaced pretrained=True the same way)")
     if unexpected:
         raise TypeError(f"get_backbone() got unexpected arguments {sorted(unexpected)}")
+    if isinstance(weights, str) and weights.lower() == "imagenet":
+        weights = "imagenet"
     if weights not in ("imagenet", None):
-        raise ValueError(f"weights must be 'imagenet' or None, got {weights!r}")
-    if num_classes is not None and (not isinstance(num_classes, int) or num_classes < 0):
-        raise ValueError(f"num_classes must be None, 0 or a positive int, got {num_classes!r}")
+        raise ValueError(f"weights must be 'imagenet' or None (random), got {describe(weights)}")
+    if num_classes is not None:
+        num_classes = integer("num_classes", num_classes, min=0,
+                              hint="None keeps the ImageNet head, 0 removes it, n puts a new one")
+    if cache_dir is not None and not isinstance(cache_dir, (str, os.PathLike)):
+        raise TypeError(f"cache_dir must be a folder path, got {describe(cache_dir)}")
     entry = _entry(name)
     network = entry.build()
     if weights == "imagenet":
         state = entry.weights.state_dict(model_name=name, cache_dir=cache_dir, progress=progress)
-        entry.load(network, state)
+        try:
+            entry.load(network, state)
+        except (RuntimeError, KeyError, ValueError) as err:
+            path = entry.weights.file_path(cache_dir)
+            raise BadWeightsFile(entry.weights.bad_file_message(
+                model_name=name, path=path,
+                why=f"it holds the weights of another network ({_first_line(err)})")) from None
         chosen = entry.weights
     else:
         chosen = replace(entry.weights, name=f"{name}.random", pretrained=False, url=None,
@@ -140,14 +92,18 @@ def get_backbone(name: str, *, weights: str | None = "imagenet", num_classes: in
     body, neck, head = entry.cut(network)
     blocks = _group_by_resolution(body)
     model = Backbone(name=name, blocks=blocks, neck=neck, head=head,
-                     num_features=_in_features(head), weights=chosen)
+                     num_features=_in_features(head), weights=chosen,
+                     min_size=_smallest_input(blocks))
     model.eval()
     if num_classes is not None:
         model.reset_head(num_classes)
     return model
 
 
-def _entry(name: str) -> _Entry:
+def _entry(name: str) -> Entry:
+    if not isinstance(name, str):
+        raise TypeError(f"the backbone name must be a string such as 'resnet50', got "
+                        f"{describe(name)}; tlkit.list_backbones() lists them")
     if name in _REGISTRY:
         return _REGISTRY[name]
     hint = ""
@@ -156,7 +112,7 @@ def _entry(name: str) -> _Entry:
                 "efficientnet_b0, efficientnet_lite0."
                 + (" timm has NASNet-A Large: timm.create_model('nasnetalarge', pretrained=True)"
                    " (downloads its weights)." if _timm_has("nasnetalarge") else ""))
-    close = difflib.get_close_matches(name, list(_REGISTRY), n=3)
+    close = difflib.get_close_matches(name.lower(), list(_REGISTRY), n=3)
     if close:
         hint += f" Did you mean {', '.join(close)}?"
     raise ValueError(f"Unknown backbone {name!r}.{hint} Available: {', '.join(_REGISTRY)}")
@@ -168,6 +124,11 @@ def _timm_has(name: str) -> bool:
         return name in timm.list_models(name)
     except ImportError:
         return False
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0][:200] if text else type(err).__name__
 
 
 def _in_features(head: nn.Module) -> int:
@@ -205,3 +166,28 @@ def _group_by_resolution(body: list[nn.Module], probe: int = 64) -> list[nn.Modu
         else:
             merged.append(stage)
     return [s[0] if len(s) == 1 else nn.Sequential(*s) for s in merged]
+
+
+@torch.no_grad()
+def _smallest_input(blocks: list[nn.Module]) -> int:
+    """The smallest square side (a power of two) the blocks accept, found by trying.
+
+    Tiny probes, so it costs a few milliseconds: VGG's five max-pools give 32, networks
+    whose layers pad (ResNet, EfficientNet) accept any size.
+    """
+    modes = [m.training for m in blocks]
+    for m in blocks:
+        m.eval()
+    try:
+        for side in (1, 2, 4, 8, 16, 32, 64):
+            try:
+                x = torch.zeros(1, 3, side, side)
+                for block in blocks:
+                    x = block(x)
+                return side
+            except RuntimeError:
+                continue
+        return 64
+    finally:
+        for m, mode in zip(blocks, modes):
+            m.train(mode)

@@ -6,9 +6,12 @@ loss respond.
 """
 from __future__ import annotations
 
-from .backbones import Backbone
-from .surgery import group_learning_rates, layer_groups, set_batchnorm, summary, unfreeze_last
-from .train import Data, _as_dataset, fit
+from ..core.checks import integer
+from ..learn.inputs import Data, as_dataset
+from ..learn.train import fit
+from ..models.backbone import Backbone, require_backbone
+from ..models.surgery import (group_learning_rates, layer_groups, set_batchnorm, summary,
+                              unfreeze_last)
 
 __all__ = ["unfreeze_explorer", "UnfreezeExplorer"]
 
@@ -20,8 +23,11 @@ class UnfreezeExplorer:
                  steps: int = 4, batch_size: int = 8) -> None:
         import ipywidgets as w
 
+        require_backbone(model, function="unfreeze_explorer")
+        steps = integer("steps", steps, min=1)
+        batch_size = integer("batch_size", batch_size, min=1)
         self.model, self.val_data, self.batch_size = model, val_data, batch_size
-        dataset = _as_dataset(train_data)
+        dataset = as_dataset(train_data, name="train_data")
         # "A few steps": the first steps × batch_size images make one short epoch.
         import torch
         self.train_data = torch.utils.data.Subset(dataset, range(min(len(dataset),

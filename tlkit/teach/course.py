@@ -13,22 +13,14 @@ Example (the top of a lesson)::
 from __future__ import annotations
 
 import os
-import random
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
-from .device import available_cpus, default_device, environment
+from ..core.device import available_cpus, default_device, environment
+from ..core.seed import seed_everything
 
-__all__ = ["setup", "Setup", "seed_everything"]
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and PyTorch so every run of a lesson prints the same numbers."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+__all__ = ["setup", "Setup"]
 
 
 @dataclass(frozen=True)
@@ -46,7 +38,10 @@ class Setup:
 
 
 def setup(*, full: bool = False, seed: int = 0, quiet: bool = False) -> Setup:
-    """Seed everything, report the device, and decide offline vs. full mode."""
+    """Seed everything, report the device, and decide offline vs. full mode.
+
+    Example: ``course = tlkit.setup(full=False)``
+    """
     seed_everything(seed)
     full = full or os.environ.get("TLKIT_FULL", "").strip().lower() in ("1", "true", "yes")
     device = default_device()

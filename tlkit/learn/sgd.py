@@ -11,6 +11,8 @@ from typing import Iterable
 
 import torch
 
+from ..core.checks import number
+
 __all__ = ["sgd_step"]
 
 
@@ -32,12 +34,31 @@ def sgd_step(params: Iterable[torch.Tensor], lr: float, momentum: float = 0.0,
             loss.backward()
             state = sgd_step(model.parameters(), lr=0.1, momentum=0.9, state=state)
     """
-    if lr < 0:
-        raise ValueError(f"learning rate must be >= 0, got {lr}")
-    state = {} if state is None else state
+    # A NaN or infinite rate would write NaN into every weight, silently: refuse it here.
+    lr = number("lr", lr, min=0, hint="The learning rate α is a small positive number such as 0.1")
+    momentum = number("momentum", momentum, min=0)
+    weight_decay = number("weight_decay", weight_decay, min=0)
+    if state is None:
+        state = {}
+    elif not isinstance(state, dict):
+        raise TypeError(f"state must be the dict the previous sgd_step returned (or None), got "
+                        f"{type(state).__name__}")
+    if isinstance(params, torch.Tensor):
+        params = [params]  # one tensor, not its rows
+    params = list(params)
+    if not params:
+        raise ValueError("sgd_step got no parameters. A generator such as model.parameters() "
+                         "can be used only once: call model.parameters() again at every step, "
+                         "or keep params = list(model.parameters())")
     for p in params:
-        if p.grad is None:
-            continue
+        if not isinstance(p, torch.Tensor):
+            raise TypeError(f"sgd_step takes tensors (model.parameters()), got "
+                            f"{type(p).__name__}")
+    with_grad = [p for p in params if p.grad is not None]
+    if not with_grad and any(p.requires_grad for p in params):
+        raise ValueError("none of the parameters has a gradient: call loss.backward() before "
+                         "sgd_step (and model.zero_grad() before that)")
+    for p in with_grad:
         step = p.grad
         if weight_decay != 0:
             # L2 regularisation folded into the gradient: ∇(L + λ/2·|w|²) = ∇L + λ·w

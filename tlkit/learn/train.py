@@ -2,7 +2,8 @@
 
 ``fit`` is the loop from lesson 03 — forward, loss, backward, ``w ← w − α·∇L`` — plus what a
 real run needs: a progress bar, a history of every epoch, a checkpoint after each epoch that
-``resume=True`` continues from, and mixed precision on a GPU.
+``resume=True`` continues from, mixed precision on a GPU, and a run that blows up (a loss of
+NaN, or a billion) stopping before the bad step, with its last good weights put back.
 
 Example::
 
@@ -12,10 +13,8 @@ Example::
 from __future__ import annotations
 
 import math
-import os
 import time
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -23,14 +22,17 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .backbones import Backbone
-from .course import seed_everything
-from .device import autocast_dtype, default_device
+from ..core.checks import choice, integer, number, writable_folder
+from ..core.device import as_device, autocast_dtype
+from ..core.seed import seed_everything
+from ..models.backbone import Backbone
+from ..models.surgery import group_learning_rates, param_groups
+from .checkpoint import load_checkpoint, model_signature, optimizer_signature, save_atomically
+from .history import History
+from .inputs import (Data, as_dataset, check_batch_labels, check_labels, check_model,
+                     explain_forward_error, output_width)
 
-__all__ = ["fit", "evaluate", "History", "CPUTrainingWarning", "Data"]
-
-# What fit/evaluate accept: a Dataset of (tensor, label), or cached features as (x, y).
-Data = torch.utils.data.Dataset | tuple[torch.Tensor, torch.Tensor]
+__all__ = ["fit", "evaluate", "History", "CPUTrainingWarning", "TrainingDiverged", "Data"]
 
 # Warn about CPU training when one epoch looks longer than this (seconds).
 CPU_WARNING_SECONDS = 20.0
@@ -40,47 +42,16 @@ class CPUTrainingWarning(UserWarning):
     """Training runs on the CPU and will take a while."""
 
 
-@dataclass
-class History:
-    """One record per epoch; ``history["val_acc"]`` gives a column, ``marks`` named epochs."""
+class TrainingDiverged(FloatingPointError):
+    """The loss became NaN, infinite or absurdly large; ``history`` holds the finished epochs."""
 
-    records: list[dict] = field(default_factory=list)
-    marks: dict[str, int] = field(default_factory=dict)
-
-    def __getitem__(self, key: str) -> list:
-        return [r.get(key) for r in self.records]
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def __add__(self, other: "History") -> "History":
-        shift = len(self.records)
-        records = self.records + [{**r, "epoch": r["epoch"] + shift} for r in other.records]
-        marks = {**self.marks, **{k: v + shift for k, v in other.marks.items()}}
-        return History(records, marks)
-
-    def __repr__(self) -> str:
-        last = self.records[-1] if self.records else {}
-        shown = ", ".join(f"{k}={v:.4g}" for k, v in last.items()
-                          if isinstance(v, float) and k != "seconds")
-        return f"History({len(self)} epochs; last: {shown})"
-
-
-def _as_dataset(data: Data) -> torch.utils.data.Dataset:
-    if isinstance(data, (tuple, list)) and len(data) == 2 and torch.is_tensor(data[0]):
-        return torch.utils.data.TensorDataset(data[0], data[1])  # cached features (x, y)
-    if isinstance(data, torch.utils.data.Dataset):
-        if getattr(data, "transform", True) is None and hasattr(data, "load_image"):
-            raise ValueError(f"{data!r} has no transform, so its items are PIL images, not "
-                             f"tensors: load it with transform=model.weights.transforms()")
-        return data
-    raise TypeError(f"data must be a Dataset or a tuple (x, y) of tensors, got {type(data)}")
+    def __init__(self, message: str, history: History) -> None:
+        super().__init__(message)
+        self.history = history
 
 
 def _make_optimizer(model: nn.Module, optimizer: str | Callable, lr: float | slice,
                     momentum: float, weight_decay: float) -> torch.optim.Optimizer:
-    from .surgery import group_learning_rates, param_groups
-
     if isinstance(model, Backbone):
         groups = param_groups(model, lr=lr, weight_decay=weight_decay)
     else:
@@ -91,25 +62,46 @@ def _make_optimizer(model: nn.Module, optimizer: str | Callable, lr: float | sli
                    "weight_decay": weight_decay}]
     if callable(optimizer):
         return optimizer(groups)
+    choice("optimizer", optimizer, ("sgd", "adam", "adamw"),
+           hint="or a function that builds one from the groups, e.g. "
+                "optimizer=lambda groups: torch.optim.Adam(groups)")
     if optimizer == "sgd":
         return torch.optim.SGD(groups, momentum=momentum)
-    if optimizer in ("adam", "adamw"):
-        return {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[optimizer](groups)
-    raise ValueError(f"optimizer must be 'sgd', 'adam', 'adamw' or a callable, got {optimizer!r}")
+    return {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[optimizer](groups)
+
+
+def _forward(model: nn.Module, x: torch.Tensor, first: bool) -> torch.Tensor:
+    if not first:
+        return model(x)
+    try:  # the first batch explains a shape mix-up; later ones need no try
+        return model(x)
+    except RuntimeError as err:
+        why = explain_forward_error(model, x, err)
+        if why is None:
+            raise
+        raise ValueError(f"{why}. ({str(err).splitlines()[0][:160]})") from None
 
 
 @torch.no_grad()
 def evaluate(model: nn.Module, data: Data, *, batch_size: int = 64,
              device: torch.device | str | None = None) -> dict[str, float]:
-    """Mean cross-entropy loss and accuracy of ``model`` on ``data``."""
-    device = torch.device(device) if device is not None else default_device()
-    loader = torch.utils.data.DataLoader(_as_dataset(data), batch_size=batch_size)
+    """Mean cross-entropy loss and accuracy of ``model`` on ``data``.
+
+    Example: ``tlkit.evaluate(model, test)["acc"]``
+    """
+    check_model(model)
+    batch_size = integer("batch_size", batch_size, min=1)
+    device = as_device(device)
+    dataset = as_dataset(data, name="data")
+    check_labels(model, dataset, name="data")
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size)
     was_training = model.training
     model.eval().to(device)
     total_loss, correct, count = 0.0, 0, 0
-    for x, y in loader:
-        x, y = x.to(device), y.to(device)
-        logits = model(x).float()
+    for i, (x, y) in enumerate(loader):
+        logits = _forward(model, x.to(device), first=i == 0).float()
+        check_batch_labels(y, logits.shape[1], name="data")
+        y = y.to(device)
         total_loss += nn.functional.cross_entropy(logits, y, reduction="sum").item()
         correct += (logits.argmax(1) == y).sum().item()
         count += len(y)
@@ -130,15 +122,36 @@ def fit(model: nn.Module, train_data: Data, *, val_data: Data | None = None, epo
     parameters are not given to the optimizer. With ``checkpoint_dir`` the state is saved after
     every epoch; ``resume=True`` continues from it and, on the CPU, ends with exactly the
     weights an uninterrupted run would have (every epoch is seeded from ``seed`` and its index).
-    ``scheduler="cosine"`` anneals the rates to zero over the epochs.
+    ``scheduler="cosine"`` anneals the rates to zero over the epochs. A loss that becomes NaN,
+    infinite or absurdly large raises :class:`TrainingDiverged` before the step that would
+    spread it, with the weights of the start of that epoch restored.
     """
-    if epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    # Every argument is checked before any work: a typo must not cost an epoch.
+    check_model(model)
+    epochs = integer("epochs", epochs, min=1)
+    batch_size = integer("batch_size", batch_size, min=1)
+    seed = integer("seed", seed, min=0)
+    num_workers = integer("num_workers", num_workers, min=0)
+    momentum = number("momentum", momentum, min=0, max=0.999)
+    weight_decay = number("weight_decay", weight_decay, min=0)
+    choice("scheduler", scheduler, (None, "cosine"))
+    group_learning_rates(lr, 1)  # a bad lr fails here, not after the model moved
+    if on_batch is not None and not callable(on_batch):
+        raise TypeError("on_batch must be a function (epoch, step, loss) or None")
     if resume and checkpoint_dir is None:
-        raise ValueError("resume=True needs checkpoint_dir= (where the checkpoints are)")
-    device = torch.device(device) if device is not None else default_device()
+        raise ValueError("resume=True needs checkpoint_dir= (the folder of an earlier run)")
+    dataset = as_dataset(train_data, name="train_data")
+    check_labels(model, dataset, name="train_data")
+    if val_data is not None:
+        val_data = as_dataset(val_data, name="val_data")
+        check_labels(model, val_data, name="val_data")
+    ckpt = None
+    if checkpoint_dir is not None:
+        ckpt = writable_folder(checkpoint_dir, what="checkpoint_dir",
+                               fix="Pass a folder you can write to, e.g. checkpoint_dir='runs/a'.")
+        ckpt = ckpt / "last.pt"
+    device = as_device(device)
     on_gpu = device.type == "cuda"
-    dataset = _as_dataset(train_data)
 
     seed_everything(seed)
     model.to(device)
@@ -147,20 +160,13 @@ def fit(model: nn.Module, train_data: Data, *, val_data: Data | None = None, epo
         # channels_last lets cuDNN use tensor-core convolution kernels without transposes.
         model.to(memory_format=torch.channels_last)
     opt = _make_optimizer(model, optimizer, lr, momentum, weight_decay)
-    sched = None
-    if scheduler == "cosine":
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
-    elif scheduler is not None:
-        raise ValueError(f"scheduler must be None or 'cosine', got {scheduler!r}")
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs) if scheduler else None
     # float16 can underflow small gradients to zero, so it needs loss scaling; bfloat16 doesn't.
     scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
 
     history, start_epoch = History(), 0
-    ckpt = Path(checkpoint_dir) / "last.pt" if checkpoint_dir is not None else None
     if resume and ckpt.is_file():
-        state = torch.load(ckpt, map_location=device, weights_only=False)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
+        state = load_checkpoint(ckpt, model=model, optimizer=opt, device=device)
         if sched is not None and state.get("scheduler"):
             sched.load_state_dict(state["scheduler"])
         if scaler is not None and state.get("scaler"):
@@ -175,6 +181,8 @@ def fit(model: nn.Module, train_data: Data, *, val_data: Data | None = None, epo
     elif resume and progress:
         tqdm.write(f"no checkpoint in {checkpoint_dir} yet: starting from epoch 1")
 
+    width = output_width(model)
+    first_loss = None
     for epoch in range(start_epoch, epochs):
         # Seed each epoch from (seed, epoch): shuffling, dropout and augmentation are then the
         # same whether or not the run was interrupted and resumed before this epoch.
@@ -184,18 +192,30 @@ def fit(model: nn.Module, train_data: Data, *, val_data: Data | None = None, epo
             dataset, batch_size=batch_size, shuffle=True, generator=generator,
             num_workers=num_workers, pin_memory=on_gpu, drop_last=len(dataset) > batch_size
             and len(dataset) % batch_size == 1)  # a lone sample breaks batch norm
+        # The weights as this epoch starts: put back if the loss blows up during it.
+        good = {k: v.detach().clone() for k, v in model.state_dict().items()}
         model.train()
         started = time.perf_counter()
         total_loss, correct, count = 0.0, 0, 0
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", disable=not progress, leave=False)
         for step, (x, y) in enumerate(bar):
+            check_batch_labels(y, width or 2**62, name="train_data")
             # non_blocking + pinned memory: the copy to the GPU overlaps with compute.
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             if on_gpu and x.dim() == 4:
                 x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                logits = model(x)
+                logits = _forward(model, x, first=step == 0 and epoch == start_epoch)
+                if width is None:
+                    width = logits.shape[1]
+                    check_batch_labels(y.cpu(), width, name="train_data")
                 loss = nn.functional.cross_entropy(logits.float(), y)
+            value = loss.item()
+            first_loss = value if first_loss is None else first_loss
+            # Checked before the step: a NaN gradient applied once ruins every weight.
+            if not math.isfinite(value) or value > max(100.0, 50 * first_loss):
+                model.load_state_dict(good)
+                raise TrainingDiverged(_diverged(value, first_loss, epoch, step, opt), history)
             opt.zero_grad(set_to_none=True)
             if scaler is not None:
                 scaler.scale(loss).backward()
@@ -204,17 +224,14 @@ def fit(model: nn.Module, train_data: Data, *, val_data: Data | None = None, epo
             else:
                 loss.backward()
                 opt.step()  # w ← w − α·∇L for every parameter the optimizer holds
-            if not math.isfinite(loss.item()):
-                raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch + 1}, "
-                                         f"step {step}: the learning rate is probably too high")
-            total_loss += loss.item() * len(y)
+            total_loss += value * len(y)
             correct += (logits.argmax(1) == y).sum().item()
             count += len(y)
             bar.set_postfix(loss=f"{total_loss / count:.3f}")
             if step == 1 and not on_gpu and epoch == start_epoch:
                 _warn_if_slow(time.perf_counter() - started, len(loader), epochs - epoch)
             if on_batch is not None:
-                on_batch(epoch, step, loss.item())
+                on_batch(epoch, step, value)
         if sched is not None:
             sched.step()
 
@@ -229,12 +246,26 @@ def fit(model: nn.Module, train_data: Data, *, val_data: Data | None = None, epo
             tqdm.write(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                                 for k, v in record.items()))
         if ckpt is not None:
-            _save_atomically(ckpt, {
+            save_atomically(ckpt, {
                 "epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
                 "scheduler": sched.state_dict() if sched else None,
                 "scaler": scaler.state_dict() if scaler else None,
-                "history": history.records, "marks": history.marks})
+                "history": history.records, "marks": history.marks,
+                # What the checkpoint belongs to, so resume=True can refuse another model's.
+                "model_name": getattr(model, "name", type(model).__name__),
+                "model_signature": model_signature(model),
+                "optimizer_kind": type(opt).__name__,
+                "optimizer_signature": optimizer_signature(opt)})
     return history
+
+
+def _diverged(value: float, first: float, epoch: int, step: int, opt) -> str:
+    rate = max(g["lr"] for g in opt.param_groups)
+    what = f"became {value}" if not math.isfinite(value) else f"reached {value:.3g}"
+    return (f"training stopped at epoch {epoch + 1}, step {step}: the loss {what} (it started "
+            f"at {first:.3g}), so the learning rate is probably too high. The weights were put "
+            f"back to the start of epoch {epoch + 1}, before the bad step; finished epochs are "
+            f"in err.history. Try a rate 10× lower, e.g. lr={rate / 10:.1g}.")
 
 
 def _warn_if_slow(two_steps: float, steps: int, epochs_left: int) -> None:
@@ -246,11 +277,3 @@ def _warn_if_slow(two_steps: float, steps: int, epochs_left: int) -> None:
             f"is much faster (on Colab: Runtime → Change runtime type → GPU); or use cached "
             f"features (tlkit.extract_features) or smaller images.",
             CPUTrainingWarning, stacklevel=3)
-
-
-def _save_atomically(path: Path, state: dict) -> None:
-    # Write then rename: a run killed while saving keeps the previous good checkpoint.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(state, tmp)
-    os.replace(tmp, path)

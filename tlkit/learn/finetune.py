@@ -13,10 +13,12 @@ Example::
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-from .backbones import Backbone
-from .surgery import freeze, unfreeze, unfreeze_last
+from ..core.checks import describe, integer, number
+from ..models.backbone import Backbone, require_backbone
+from ..models.surgery import freeze, unfreeze, unfreeze_last
 from .train import Data, History, fit
 
 __all__ = ["fine_tune"]
@@ -30,8 +32,22 @@ def fine_tune(model: Backbone, train_data: Data, *, val_data: Data | None = None
     ``unfreeze_blocks``) and train ``epochs`` more at ``slice(lr / 2 / lr_ratio, lr / 2)``.
     Extra keyword arguments go to :func:`tlkit.fit`.
     """
-    if freeze_epochs < 0 or epochs < 1:
-        raise ValueError(f"need freeze_epochs >= 0 and epochs >= 1, got {freeze_epochs}, {epochs}")
+    require_backbone(model, function="fine_tune")
+    if isinstance(lr, slice):
+        raise TypeError(
+            "fine_tune takes one lr, the head's rate, and spreads it over the blocks itself "
+            "(lr/2/lr_ratio for the first block up to lr/2 for the last). For rates of your "
+            "own use the two phases by hand: tlkit.freeze(model); tlkit.fit(model, data, "
+            "lr=hi); tlkit.unfreeze(model); tlkit.fit(model, data, lr=slice(lo, hi))")
+    lr = number("lr", lr, above=0)
+    lr_ratio = number("lr_ratio", lr_ratio, min=1)
+    freeze_epochs = integer("freeze_epochs", freeze_epochs, min=0)
+    epochs = integer("epochs", epochs, min=1)
+    if unfreeze_blocks is not None:
+        unfreeze_blocks = integer("unfreeze_blocks", unfreeze_blocks, min=0,
+                                  max=len(model.blocks))
+    if checkpoint_dir is not None and not isinstance(checkpoint_dir, (str, os.PathLike)):
+        raise TypeError(f"checkpoint_dir must be a folder path, got {describe(checkpoint_dir)}")
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
     history = History()
     if freeze_epochs:

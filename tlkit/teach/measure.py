@@ -12,6 +12,9 @@ import time
 import torch
 from torch import nn
 
+from ..core.checks import integer
+from ..core.device import as_device
+
 __all__ = ["latency", "weights_megabytes", "peak_memory_megabytes"]
 
 
@@ -23,7 +26,12 @@ def latency(model: nn.Module, *, size: int = 224, batch_size: int = 1, repeats: 
     One warm-up pass first: the first call pays for memory allocation and kernel selection.
     Example: ``tlkit.latency(model, size=224)``
     """
-    device = torch.device(device)
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"latency takes a torch nn.Module, got {type(model).__name__}")
+    size = integer("size", size, min=1)
+    batch_size = integer("batch_size", batch_size, min=1)
+    repeats = integer("repeats", repeats, min=1)
+    device = as_device(device)
     model.eval().to(device)
     x = torch.randn(batch_size, 3, size, size, device=device)
     model(x)
@@ -40,13 +48,21 @@ def latency(model: nn.Module, *, size: int = 224, batch_size: int = 1, repeats: 
 
 
 def weights_megabytes(model: nn.Module) -> float:
-    """Memory held by the parameters and buffers, in MB (float32: 4 bytes per number)."""
+    """Memory held by the parameters and buffers, in MB (float32: 4 bytes per number).
+
+    Example: ``tlkit.weights_megabytes(model)``
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"weights_megabytes takes a torch nn.Module, got {type(model).__name__}")
     tensors = [*model.parameters(), *model.buffers()]
     return sum(t.numel() * t.element_size() for t in tensors) / 1e6
 
 
 def peak_memory_megabytes() -> float:
-    """Peak resident memory of this Python process so far, in MB (Linux and macOS)."""
+    """Peak resident memory of this Python process so far, in MB (Linux and macOS).
+
+    Example: ``tlkit.peak_memory_megabytes()``
+    """
     import resource
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

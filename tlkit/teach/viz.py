@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import numpy as np
 
 if TYPE_CHECKING:
-    from ._dataset import ImageDataset
-    from .train import History
+    from ..data.images import ImageDataset
+    from ..learn.history import History
 
 __all__ = ["plot_history", "plot_data_efficiency", "show_images"]
 
@@ -30,17 +30,31 @@ def plot_history(history: "History", *, metrics: Sequence[str] = ("train_loss", 
 
     Example: ``tlkit.plot_history(history, metrics=["train_acc", "val_acc"])``
     """
+    from ..learn.history import History
+
+    if not isinstance(history, History):
+        raise TypeError(f"plot_history takes the History that tlkit.fit returns, got "
+                        f"{type(history).__name__}")
+    if isinstance(metrics, str):  # "val_acc" alone would otherwise be read letter by letter
+        metrics = [metrics]
+    if not len(history):
+        raise ValueError("this History has no epochs yet: train first (tlkit.fit)")
+    unknown = [m for m in metrics if m not in history.metrics]
+    if unknown or not metrics:
+        raise ValueError(f"no metric {', '.join(map(repr, unknown)) or '(none given)'} in this "
+                         f"history; it has: {', '.join(history.metrics)} (val_* only when fit "
+                         f"was given val_data)")
     ax = _axes(ax)
     epochs = history["epoch"]
     for name in metrics:
         values = history[name]
-        if any(v is not None for v in values):
-            ax.plot(epochs, values, marker="o", label=name)
+        ax.plot(epochs, values, marker="o", label=name)
     for label, epoch in history.marks.items():
         ax.axvline(epoch + 0.5, color="grey", linestyle="--")
         ax.annotate(label, (epoch + 0.5, ax.get_ylim()[1]), ha="center", va="bottom",
                     fontsize=8, color="grey")
     ax.set_xlabel("epoch")
+    ax.xaxis.get_major_locator().set_params(integer=True)  # epochs are whole numbers
     ax.legend()
     return ax
 
@@ -52,6 +66,9 @@ def plot_data_efficiency(results: Mapping[str, Mapping[int, Sequence[float]]], *
 
     ``results[method][k]`` is the list of accuracies over seeds with ``k`` labels per class.
     """
+    if not results or not all(isinstance(by_k, Mapping) and by_k for by_k in results.values()):
+        raise ValueError("results must map each method to {k: [accuracy per seed]}, e.g. "
+                         "{'features + LR': {2: [0.8, 0.85], 5: [0.9, 0.92]}}")
     ax = _axes(ax)
     for method, by_k in results.items():
         ks = sorted(by_k)
@@ -74,6 +91,14 @@ def show_images(data: "ImageDataset", *, n: int = 8, ax: Any = None,
     """The first ``n`` images of a tlkit data set in a row, titled with their class."""
     import matplotlib.pyplot as plt
 
+    from ..core.checks import integer
+
+    if not hasattr(data, "load_image"):
+        raise TypeError(f"show_images takes a tlkit data set (tlkit.load_dataset, "
+                        f"tlkit.image_folder), got {type(data).__name__}")
+    n = integer("n", n, min=1)
+    if len(data) == 0:
+        raise ValueError(f"{data!r} is empty: there are no images to show")
     n = min(n, len(data))
     if ax is None:
         _, ax = plt.subplots(1, n, figsize=(1.6 * n, 1.9))

@@ -1,0 +1,146 @@
+"""What ``fit`` and ``evaluate`` accept, checked before the first step.
+
+Data is a ``Dataset`` of ``(tensor, label)`` or cached features as a tuple ``(x, y)``. The
+checks here turn the usual mix-ups — PIL images without a transform, labels past the head's
+width, features given to a whole network, a head of the wrong width — into one clear error
+before any weight changes, instead of an index error deep inside ``cross_entropy``.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..core.checks import describe
+from ..models.backbone import Backbone
+
+__all__ = ["Data", "as_dataset", "check_model", "check_labels", "explain_forward_error"]
+
+Data = torch.utils.data.Dataset | tuple[torch.Tensor, torch.Tensor]
+
+
+def as_dataset(data: Data, *, name: str = "data",
+               labelled: bool = True) -> torch.utils.data.Dataset:
+    """``data`` as a non-empty Dataset; a tuple ``(x, y)`` becomes a TensorDataset.
+
+    ``labelled=False``: the labels are ignored (batch-norm adaptation), so any y will do.
+    """
+    if isinstance(data, torch.utils.data.DataLoader):
+        raise TypeError(f"{name} is a DataLoader: pass its data set ({name}.dataset) and set "
+                        f"batch_size= here; tlkit builds the loader (shuffling, seeding) itself")
+    if isinstance(data, (tuple, list)) and len(data) == 2 and all(
+            isinstance(t, (torch.Tensor, np.ndarray)) for t in data):
+        x, y = (torch.as_tensor(t) for t in data)
+        if not labelled:
+            y = torch.zeros(len(y), dtype=torch.long) if y.dim() else y
+        if y.is_floating_point() or y.dtype == torch.bool:
+            raise TypeError(f"{name}'s labels y are {y.dtype}: they must be class indices "
+                            f"(an integer tensor); pass y.long()")
+        if y.dim() != 1:
+            raise ValueError(f"{name}'s labels y must be one class index per example, shape (N,),"
+                             f" got {tuple(y.shape)}")
+        if len(x) != len(y):
+            raise ValueError(f"{name} has {len(x)} examples in x but {len(y)} labels in y")
+        if not x.is_floating_point():
+            raise TypeError(f"{name}'s x is {x.dtype}: models take floating-point inputs. For "
+                            f"images use a data set with transform=model.weights.transforms(); "
+                            f"for features pass x.float()")
+        data = torch.utils.data.TensorDataset(x, y.long())
+    elif not isinstance(data, torch.utils.data.Dataset):
+        raise TypeError(f"{name} must be a Dataset or a tuple (x, y) of tensors, got "
+                        f"{describe(data)}")
+    if getattr(data, "transform", True) is None and hasattr(data, "load_image"):
+        raise ValueError(f"{data!r} has no transform, so its items are PIL images, not "
+                         f"tensors: load it with transform=model.weights.transforms()")
+    try:
+        size = len(data)
+    except TypeError:
+        raise TypeError(f"{name} must have a length (len(data)); iterable data sets are not "
+                        f"supported") from None
+    if size == 0:
+        raise ValueError(f"{name} is empty: there is nothing to train or evaluate on (check the "
+                         f"split, k_per_class or the folder it came from)")
+    return data
+
+
+def labels_of(data: torch.utils.data.Dataset) -> torch.Tensor | None:
+    """All labels of ``data`` without loading an image, when it says what they are."""
+    if isinstance(data, torch.utils.data.TensorDataset):
+        return data.tensors[1]
+    if isinstance(data, torch.utils.data.Subset):
+        inner = labels_of(data.dataset)
+        return inner[torch.as_tensor(data.indices, dtype=torch.long)] if inner is not None else None
+    targets = getattr(data, "targets", None)
+    if isinstance(targets, (list, np.ndarray, torch.Tensor)) and len(targets) == len(data):
+        try:
+            return torch.as_tensor(np.asarray(targets), dtype=torch.long)
+        except (TypeError, ValueError):
+            return None
+    return None
+
+
+def output_width(model: nn.Module) -> int | None:
+    """How many class scores ``model`` gives, when its last layer says so."""
+    if isinstance(model, Backbone):
+        return model.num_classes
+    leaves = [m for m in model.modules() if next(m.parameters(recurse=False), None) is not None]
+    return leaves[-1].out_features if leaves and isinstance(leaves[-1], nn.Linear) else None
+
+
+def check_model(model) -> None:
+    """The model must be a module that ends in class scores (a Backbone with a head)."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch nn.Module, got {describe(model)}")
+    if isinstance(model, Backbone) and model.num_classes == 0:
+        raise ValueError(f"{model.name} has no head (num_classes=0), so it outputs "
+                         f"{model.num_features} features, not class scores. Put one first: "
+                         f"tlkit.replace_head(model, len(train_data.classes))")
+
+
+def check_labels(model: nn.Module, data: torch.utils.data.Dataset, *, name: str) -> None:
+    """Labels must be class indices the model has an output for; checked before any step."""
+    labels = labels_of(data)
+    if labels is None or not len(labels):
+        return
+    lo, hi = int(labels.min()), int(labels.max())
+    width = output_width(model)
+    if lo < 0:
+        raise ValueError(f"{name} has a label {lo}: labels must be class indices 0, 1, 2, ...")
+    if width is not None and hi >= width:
+        classes = getattr(data, "classes", None)
+        fix = (f"num_classes=len(data.classes) (= {len(classes)})" if classes
+               else f"num_classes={hi + 1}")
+        raise ValueError(f"{name} has labels up to {hi}, but the model gives {width} class "
+                         f"score(s) (labels 0 to {width - 1}). Build the head for every class: "
+                         f"tlkit.get_backbone(..., {fix}) or tlkit.replace_head(model, {hi + 1})")
+
+
+def check_batch_labels(y: torch.Tensor, width: int, *, name: str) -> None:
+    """The same check for one batch, for data sets that don't list their labels."""
+    if y.dtype.is_floating_point or y.dtype == torch.bool:
+        raise TypeError(f"{name} gives labels of type {y.dtype}: they must be class indices "
+                        f"(integers)")
+    if len(y) and (int(y.min()) < 0 or int(y.max()) >= width):
+        raise ValueError(f"{name} has a label {int(y.max()) if int(y.max()) >= width else int(y.min())}"
+                         f" but the model gives {width} class score(s), labels 0 to {width - 1}: "
+                         f"build the head with num_classes=len(data.classes)")
+
+
+def explain_forward_error(model: nn.Module, x: torch.Tensor, err: RuntimeError) -> str | None:
+    """A learner's explanation of a shape error in the first forward pass, or None."""
+    text = str(err)
+    shape = tuple(x.shape)
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    first_linear = next((m for m in model.modules() if isinstance(m, nn.Linear)), None)
+    if x.dim() == 4 and not convs:
+        return (f"the model has no convolutions, so it takes feature vectors, but got images "
+                f"{shape}. Extract features first (x, y = tlkit.extract_features(backbone, "
+                f"data)), or train the whole backbone instead")
+    if x.dim() == 2 and convs:
+        return (f"the model is a convolutional network but got vectors {shape} (cached "
+                f"features?). Train its head on them: tlkit.fit(model.head, (x, y))")
+    if "mat1 and mat2" in text and first_linear is not None and x.dim() == 2 and not convs:
+        return (f"the first layer takes {first_linear.in_features} numbers per example but the "
+                f"data has {shape[1]}: build it as nn.Linear({shape[1]}, ...) "
+                f"(for a backbone's features: model.num_features)")
+    return None

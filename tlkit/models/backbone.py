@@ -1,0 +1,136 @@
+"""The backbone contract: every pretrained network, whatever its architecture, is a
+:class:`Backbone` split into ``blocks`` → ``neck`` → ``head``.
+
+* ``blocks``: the convolutional body as a few *stages*, one per feature-map resolution
+  (stem + early … late), so "unfreeze the last 2 blocks" means the same thing everywhere;
+* ``neck``: global pooling (and, for VGG / MobileNetV3, the fully connected layers before the
+  last), ending in a vector of ``num_features`` numbers — the *features*;
+* ``head``: the final classifier, replaced with ``reset_head(n)``;
+* ``weights``: a :class:`~tlkit.models.weights.Weights` with ``pretrained``, ``transforms()``
+  and ``meta``.
+
+Example::
+
+    model = tlkit.get_backbone("efficientnet_lite0", weights="imagenet", num_classes=2)
+    features = model.forward_features(batch)      # (N, 1280)
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..core.checks import integer, number
+from .weights import Weights
+
+__all__ = ["Backbone", "require_backbone"]
+
+
+class Backbone(nn.Module):
+    """A pretrained network split into ``blocks`` → ``neck`` → ``head``."""
+
+    def __init__(self, *, name: str, blocks: list[nn.Module], neck: nn.Module, head: nn.Module,
+                 num_features: int, weights: Weights, min_size: int = 1) -> None:
+        super().__init__()
+        self.name = name
+        self.blocks = nn.Sequential(*blocks)
+        self.neck = neck
+        self.head = head
+        self.num_features = num_features
+        self.weights = weights
+        # The smallest image side the blocks accept (VGG halves 5 times: 32 px).
+        self.min_size = min_size
+        first_conv = next((m for m in self.blocks.modules() if isinstance(m, nn.Conv2d)), None)
+        self.in_channels = first_conv.in_channels if first_conv is not None else 3
+        # "frozen": batch-norm layers whose parameters are all frozen stay in eval mode during
+        # training (their running statistics are kept); "train": they follow model.train().
+        self.bn_mode = "frozen"
+
+    @property
+    def num_classes(self) -> int:
+        """Width of the head's output; 0 when there is no head (``num_classes=0``)."""
+        linears = [m for m in self.head.modules() if isinstance(m, nn.Linear)]
+        return linears[-1].out_features if linears else 0
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Images (N, 3, H, W) → feature vectors (N, num_features)."""
+        self._check_images(x)
+        return self.neck(self.blocks(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.forward_features(x))
+
+    def feature_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The output of every block, early to late (what the layers "see")."""
+        self._check_images(x)
+        maps = []
+        for block in self.blocks:
+            x = block(x)
+            maps.append(x)
+        return maps
+
+    def reset_head(self, num_classes: int, *, dropout: float = 0.0) -> nn.Module:
+        """Put a new, randomly initialised head for ``num_classes`` (0: no head)."""
+        num_classes = integer("num_classes", num_classes, min=0,
+                              hint="pass the number of classes, e.g. len(train.classes)")
+        dropout = number("dropout", dropout, min=0, max=0.99)
+        if num_classes == 0:
+            self.head = nn.Identity()
+        else:
+            linear = nn.Linear(self.num_features, num_classes)
+            self.head = nn.Sequential(nn.Dropout(dropout), linear) if dropout else linear
+        return self.head
+
+    def train(self, mode: bool = True) -> "Backbone":
+        super().train(mode)
+        if mode and self.bn_mode == "frozen":
+            for m in self.modules():
+                params = list(m.parameters(recurse=False))
+                if isinstance(m, nn.modules.batchnorm._BatchNorm) and params and not any(
+                        p.requires_grad for p in params):
+                    m.eval()
+        return self
+
+    def _check_images(self, x) -> None:
+        # Shapes only, so the check costs nothing; each message says what to change.
+        if not torch.is_tensor(x):
+            raise TypeError(f"{self.name} takes a tensor of images (N, 3, H, W), got "
+                            f"{type(x).__name__}: apply model.weights.transforms() to a PIL image"
+                            f" and stack, or load data with transform=model.weights.transforms()")
+        shape = tuple(x.shape)
+        if x.dim() == 2 and shape[1] == self.num_features:
+            raise ValueError(f"{self.name} got {shape}: these look like cached features, not "
+                             f"images. Train or run the head alone: model.head(x), or "
+                             f"tlkit.fit(model.head, (x, y))")
+        if x.dim() == 3 and shape[0] == self.in_channels:
+            raise ValueError(f"{self.name} got one image {shape} without a batch dimension: "
+                             f"pass x.unsqueeze(0), shape (1, {', '.join(map(str, shape))})")
+        if x.dim() != 4:
+            raise ValueError(f"{self.name} takes images of shape (N, {self.in_channels}, H, W), "
+                             f"got {shape}")
+        if shape[1] != self.in_channels:
+            raise ValueError(
+                f"{self.name} takes {self.in_channels}-channel (RGB) images, got {shape[1]} "
+                f"channel(s) {shape}. Use model.weights.transforms(), which makes RGB from "
+                f"grey images; or T.Grayscale(num_output_channels=3) instead of Grayscale(1)")
+        if min(shape[2:]) < self.min_size:
+            raise ValueError(
+                f"images of {shape[2]}×{shape[3]} px are too small for {self.name}: it needs "
+                f"at least {self.min_size} px per side. Use model.weights.transforms(size=...) "
+                f"with size >= {self.min_size}")
+
+    def extra_repr(self) -> str:
+        return (f"name={self.name!r}, weights={self.weights.name!r}, "
+                f"num_features={self.num_features}, blocks={len(self.blocks)}")
+
+
+def require_backbone(model, *, function: str) -> None:
+    """TypeError unless ``model`` is a :class:`Backbone`, saying how to get one."""
+    if isinstance(model, Backbone):
+        return
+    kind = type(model).__name__
+    module = type(model).__module__.split(".")[0]
+    where = (f" This looks like a {module} model: build it with tlkit.get_backbone(name) so it "
+             f"has blocks, a neck and a head." if module in ("torchvision", "timm") else "")
+    raise TypeError(f"{function}() needs a tlkit Backbone (from tlkit.get_backbone or "
+                    f"tlkit.small_cnn), got {kind}.{where} For a plain nn.Module set "
+                    f"p.requires_grad yourself (lesson 04 shows how).")
