@@ -78,6 +78,15 @@ CASES = [
     (lambda: tlkit.ArrayImages([[0]], targets=[0], classes=["a"]), TypeError, "NumPy array"),
     (lambda: tlkit.load_dataset("faces").subset([500]), IndexError, "out of range"),
     (lambda: tlkit.load_dataset("faces").subset([0.5]), TypeError, "whole-number indices"),
+    (lambda: tlkit.load_dataset("Faces"), ValueError, "Did you mean 'faces'"),
+    (lambda: tlkit.load_dataset("texture"), ValueError, "Did you mean 'textures'"),
+    (lambda: tlkit.quiz("?", options=["a", "b"], answer="a", explain=""), TypeError,
+     "options must map letters"),
+    (lambda: tlkit.plot_data_efficiency({"features": {2: []}}), ValueError,
+     "accuracy per seed"),
+    (lambda: tlkit.extract_features(
+        lite0_random(), tlkit.load_dataset("faces", transform=lambda im: im.resize((32, 32)))),
+     TypeError, "PIL images"),
 ]
 
 

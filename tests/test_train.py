@@ -279,6 +279,32 @@ def _features(n=20, width=1280):
     return torch.randn(n, width), torch.arange(n) % 2
 
 
+def _resize_only():
+    from torchvision import transforms as T
+
+    return T.Resize(32)  # no ToTensor: the items stay PIL images
+
+
+def _mixed_sizes():
+    import numpy as np
+    from torchvision import transforms as T
+
+    small = np.zeros((4, 16, 16), np.uint8)
+    photos = tlkit.ArrayImages(small, targets=[0, 1, 0, 1], classes=["a", "b"])
+    sizes = iter([16, 24] * 8)  # without a crop, each image keeps its own size
+    return photos.with_transform(T.Compose([T.Lambda(lambda im: im.resize((next(sizes),) * 2)),
+                                            T.ToTensor()]))
+
+
+class TwoOutputs(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = torch.nn.Linear(10, 2), torch.nn.Linear(10, 2)
+
+    def forward(self, x):
+        return self.a(x), self.b(x)
+
+
 @pytest.mark.parametrize("make_model, data, error, words", [
     # labels past the head's width
     (lambda: tlkit.small_cnn(num_classes=2), (torch.randn(6, 3, 16, 16), torch.tensor([0, 1, 2] * 2)),
@@ -313,13 +339,30 @@ def _features(n=20, width=1280):
     (lambda: torch.nn.Linear(10, 2), (torch.randn(0, 10), torch.zeros(0, dtype=torch.long)),
      ValueError, "empty"),
     (lambda: "a model", blobs(), TypeError, "nn.Module"),
+    # a data set whose items are not (tensor, class index)
+    (lambda: tlkit.small_cnn(num_classes=2), tlkit.load_dataset("faces", transform=_resize_only()),
+     TypeError, r"PIL images.*T.ToTensor\(\)"),
+    (lambda: torch.nn.Linear(10, 2), Unlabelled(torch.randn(4, 10), ["cat", "dog"] * 2),
+     TypeError, r"label is 'cat'.*classes.index"),
+    (lambda: torch.nn.Linear(10, 2), Unlabelled(torch.randn(4, 10), [0.0, 1.0] * 2),
+     TypeError, "class indices"),
+    (lambda: torch.nn.Linear(10, 2), [torch.randn(10)] * 4, TypeError, "Dataset or a tuple"),
+    # images of different sizes that cannot form a batch
+    (lambda: tlkit.small_cnn(num_classes=2), _mixed_sizes(), ValueError,
+     r"different sizes.*model.weights.transforms\(\)"),
+    # a model that does not give one tensor of class scores
+    (lambda: TwoOutputs(), blobs(8), TypeError, r"returns a tuple of 2 outputs.*one tensor"),
+    # batch norm with one example per batch
+    (lambda: torch.nn.Sequential(torch.nn.Linear(10, 4), torch.nn.BatchNorm1d(4),
+                                 torch.nn.Linear(4, 2)), blobs(8), ValueError, "batch_size >= 2"),
 ])
 def test_data_that_does_not_fit_the_model_is_explained_before_any_step(make_model, data, error,
                                                                        words):
     model = make_model()
     before = _weights(model) if isinstance(model, torch.nn.Module) else None
+    batch_size = 1 if "batch_size >= 2" in words else 4
     with pytest.raises(error, match=words):
-        tlkit.fit(model, data, epochs=1, batch_size=4, progress=False, device="cpu")
+        tlkit.fit(model, data, epochs=1, batch_size=batch_size, progress=False, device="cpu")
     if before is not None:
         assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
 

@@ -17,6 +17,7 @@ Example::
 """
 from __future__ import annotations
 
+import difflib
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable
@@ -47,6 +48,8 @@ def load_dataset(name: str, *, split: str = "train", transform: Callable | None 
 
     The split and the few-shot subset depend only on ``seed``: the same call gives the same
     images on every machine, and ``k_per_class=2`` is a subset of ``k_per_class=5``.
+
+    Example: ``tlkit.load_dataset("faces", split="train", k_per_class=5, transform=preprocess)``
     """
     seed = integer("seed", seed, min=0)
     if k_per_class is not None:
@@ -62,8 +65,11 @@ def load_dataset(name: str, *, split: str = "train", transform: Callable | None 
     elif isinstance(name, str) and name in list_online():
         data = load_online(name, split=split, root=root, download=download, seed=seed)
     else:
-        raise ValueError(f"Unknown data set {name!r}. Available: {', '.join(list_datasets())};"
-                         f" for your own photos use tlkit.image_folder(path)")
+        close = difflib.get_close_matches(str(name).lower(), list_datasets(), n=2)
+        hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+        raise ValueError(f"Unknown data set {name!r}.{hint} Available: "
+                         f"{', '.join(list_datasets())}; for your own photos use "
+                         f"tlkit.image_folder(path)")
     if k_per_class is not None:
         data = few_shot(data, k_per_class=k_per_class, seed=seed)
     return data.with_transform(transform)

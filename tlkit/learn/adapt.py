@@ -16,7 +16,7 @@ from torch import nn
 
 from ..core.checks import integer
 from ..core.device import as_device
-from .inputs import Data, as_dataset
+from .inputs import Data, as_dataset, batches
 
 __all__ = ["adapt_batchnorm"]
 
@@ -48,7 +48,7 @@ def adapt_batchnorm(model: nn.Module, data: Data, *, batch_size: int = 64,
         m.train()  # only the batch-norm layers: dropout stays off
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size)
     try:
-        for x, _ in loader:
+        for x, _ in batches(loader, name="data"):
             model(x.to(device))
     except BaseException:
         for m, _, stats in saved:  # a failed batch must not leave half-adapted statistics

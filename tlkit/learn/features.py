@@ -27,6 +27,7 @@ from ..core.checks import integer, writable_folder
 from ..core.device import as_device
 from ..data.images import ImageDataset
 from ..models.backbone import Backbone, require_backbone
+from .inputs import as_dataset, batches
 
 __all__ = ["extract_features", "Features", "feature_cache_dir"]
 
@@ -92,6 +93,7 @@ def extract_features(model: Backbone, data: ImageDataset, *, batch_size: int = 6
                          "with transform=model.weights.transforms()")
     if len(data) == 0:
         raise ValueError(f"{data!r} is empty: there are no images to extract features from")
+    as_dataset(data, name="data", labelled=False)  # the first item: a tensor, not a PIL image
     device = as_device(device)
     start = time.perf_counter()
     path = _cache_path(model, data, cache_dir) if cache and isinstance(data, ImageDataset) \
@@ -106,8 +108,8 @@ def extract_features(model: Backbone, data: ImageDataset, *, batch_size: int = 6
     loader = torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=False,
                                          pin_memory=device.type == "cuda")
     chunks, labels = [], []
-    for images, targets in tqdm(loader, desc=f"features {model.name}", disable=not progress,
-                                leave=False):
+    for images, targets in tqdm(batches(loader, name="data"), total=len(loader),
+                                desc=f"features {model.name}", disable=not progress, leave=False):
         chunks.append(model.forward_features(images.to(device, non_blocking=True)).float().cpu())
         labels.append(torch.as_tensor(targets))
     model.train(was_training)

@@ -14,7 +14,8 @@ from torch import nn
 from ..core.checks import describe
 from ..models.backbone import Backbone
 
-__all__ = ["Data", "as_dataset", "check_model", "check_labels", "explain_forward_error"]
+__all__ = ["Data", "as_dataset", "batches", "check_model", "check_labels",
+           "explain_forward_error"]
 
 Data = torch.utils.data.Dataset | tuple[torch.Tensor, torch.Tensor]
 
@@ -31,8 +32,11 @@ def as_dataset(data: Data, *, name: str = "data",
     if isinstance(data, (tuple, list)) and len(data) == 2 and all(
             isinstance(t, (torch.Tensor, np.ndarray)) for t in data):
         x, y = (torch.as_tensor(t) for t in data)
+        if x.dim() == 0 or y.dim() == 0:
+            raise ValueError(f"{name} must be (x, y) with one row of x and one label per "
+                             f"example, got shapes {tuple(x.shape)} and {tuple(y.shape)}")
         if not labelled:
-            y = torch.zeros(len(y), dtype=torch.long) if y.dim() else y
+            y = torch.zeros(len(y), dtype=torch.long)
         if y.is_floating_point() or y.dtype == torch.bool:
             raise TypeError(f"{name}'s labels y are {y.dtype}: they must be class indices "
                             f"(an integer tensor); pass y.long()")
@@ -45,6 +49,8 @@ def as_dataset(data: Data, *, name: str = "data",
             raise TypeError(f"{name}'s x is {x.dtype}: models take floating-point inputs. For "
                             f"images use a data set with transform=model.weights.transforms(); "
                             f"for features pass x.float()")
+        if x.dtype == torch.float64:
+            x = x.float()  # NumPy's default; torch weights are float32
         data = torch.utils.data.TensorDataset(x, y.long())
     elif not isinstance(data, torch.utils.data.Dataset):
         raise TypeError(f"{name} must be a Dataset or a tuple (x, y) of tensors, got "
@@ -60,7 +66,52 @@ def as_dataset(data: Data, *, name: str = "data",
     if size == 0:
         raise ValueError(f"{name} is empty: there is nothing to train or evaluate on (check the "
                          f"split, k_per_class or the folder it came from)")
+    _check_first_item(data, name, labelled)
     return data
+
+
+def _check_first_item(data: torch.utils.data.Dataset, name: str, labelled: bool) -> None:
+    """One item, looked at before any batch: what every later item should look like."""
+    if isinstance(data, torch.utils.data.TensorDataset):
+        return  # built from checked tensors above
+    item = data[0]
+    if not isinstance(item, (tuple, list)) or len(item) != 2:
+        raise TypeError(f"{name}[0] is {describe(item)}: a data set for training gives pairs "
+                        f"(image or features, label)")
+    x, y = item
+    if type(x).__module__.startswith("PIL"):
+        raise TypeError(f"{name} gives PIL images, not tensors: its transform must end with "
+                        f"T.ToTensor() and T.Normalize(...), as model.weights.transforms() does")
+    if not isinstance(x, (torch.Tensor, np.ndarray)):
+        raise TypeError(f"{name}[0] holds {describe(x)} as its input: it must be a tensor")
+    if labelled:
+        try:
+            if isinstance(y, (bool, np.bool_, float, str)) or (
+                    isinstance(y, torch.Tensor) and (y.is_floating_point() or y.dim())):
+                raise TypeError
+            int(y)
+        except (TypeError, ValueError):
+            raise TypeError(f"{name}[0]'s label is {describe(y)}: labels must be class indices "
+                            f"(0, 1, 2, ...), e.g. data.classes.index(name)") from None
+
+
+def batches(loader, *, name: str):
+    """The batches of ``loader`` (or of a progress bar around it); a batch that cannot be put
+    together says why."""
+    iterator = iter(loader)
+    while True:
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            return
+        except RuntimeError as err:
+            if "stack expects each tensor to be equal size" in str(err):
+                raise ValueError(f"the images of {name} come in different sizes, so they cannot "
+                                 f"form a batch: use a transform that resizes and crops to one "
+                                 f"size, e.g. model.weights.transforms() "
+                                 f"({str(err).splitlines()[0][:120]})") from None
+            raise
+        yield batch
 
 
 def labels_of(data: torch.utils.data.Dataset) -> torch.Tensor | None:
@@ -126,10 +177,18 @@ def check_batch_labels(y: torch.Tensor, width: int, *, name: str) -> None:
                          f"build the head with num_classes=len(data.classes)")
 
 
-def explain_forward_error(model: nn.Module, x: torch.Tensor, err: RuntimeError) -> str | None:
+def explain_forward_error(model: nn.Module, x: torch.Tensor, err: Exception) -> str | None:
     """A learner's explanation of a shape error in the first forward pass, or None."""
     text = str(err)
     shape = tuple(x.shape)
+    if "Expected more than 1 value per channel" in text:
+        return (f"a batch of {shape[0]} example(s) reached a batch-norm layer in training mode, "
+                f"which needs at least 2 to compute statistics: use batch_size >= 2")
+    weight = next((p for p in model.parameters() if p.is_floating_point()), None)
+    if weight is not None and x.is_floating_point() and x.dtype != weight.dtype \
+            and "dtype" in text:
+        return (f"the data is {x.dtype} but the model's weights are {weight.dtype}: convert "
+                f"one of them, e.g. x.to({weight.dtype})")
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
     first_linear = next((m for m in model.modules() if isinstance(m, nn.Linear)), None)
     if x.dim() == 4 and not convs:

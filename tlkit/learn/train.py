@@ -22,14 +22,14 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..core.checks import choice, integer, number, writable_folder
+from ..core.checks import choice, describe, integer, number, writable_folder
 from ..core.device import as_device, autocast_dtype
 from ..core.seed import seed_everything
 from ..models.backbone import Backbone
 from ..models.surgery import group_learning_rates, param_groups
 from .checkpoint import load_checkpoint, model_signature, optimizer_signature, save_atomically
 from .history import History
-from .inputs import (Data, as_dataset, check_batch_labels, check_labels, check_model,
+from .inputs import (Data, as_dataset, batches, check_batch_labels, check_labels, check_model,
                      explain_forward_error, output_width)
 
 __all__ = ["fit", "evaluate", "History", "CPUTrainingWarning", "TrainingDiverged", "Data"]
@@ -74,12 +74,19 @@ def _forward(model: nn.Module, x: torch.Tensor, first: bool) -> torch.Tensor:
     if not first:
         return model(x)
     try:  # the first batch explains a shape mix-up; later ones need no try
-        return model(x)
-    except RuntimeError as err:
+        out = model(x)
+    except (RuntimeError, ValueError) as err:
         why = explain_forward_error(model, x, err)
         if why is None:
             raise
         raise ValueError(f"{why}. ({str(err).splitlines()[0][:160]})") from None
+    if not torch.is_tensor(out) or out.dim() != 2:
+        got = (f"a tensor of shape {tuple(out.shape)}" if torch.is_tensor(out) else
+               f"a {type(out).__name__} of {len(out)} outputs" if isinstance(out, (tuple, list))
+               else describe(out))
+        raise TypeError(f"the model returns {got}; fit and evaluate train and score a model that "
+                        f"returns one tensor of class scores, shape (batch, classes)")
+    return out
 
 
 @torch.no_grad()
@@ -98,7 +105,7 @@ def evaluate(model: nn.Module, data: Data, *, batch_size: int = 64,
     was_training = model.training
     model.eval().to(device)
     total_loss, correct, count = 0.0, 0, 0
-    for i, (x, y) in enumerate(loader):
+    for i, (x, y) in enumerate(batches(loader, name="data")):
         logits = _forward(model, x.to(device), first=i == 0).float()
         check_batch_labels(y, logits.shape[1], name="data")
         y = y.to(device)
@@ -198,14 +205,18 @@ def fit(model: nn.Module, train_data: Data, *, val_data: Data | None = None, epo
         started = time.perf_counter()
         total_loss, correct, count = 0.0, 0, 0
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", disable=not progress, leave=False)
-        for step, (x, y) in enumerate(bar):
+        for step, (x, y) in enumerate(batches(bar, name="train_data")):
             check_batch_labels(y, width or 2**62, name="train_data")
             # non_blocking + pinned memory: the copy to the GPU overlaps with compute.
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             if on_gpu and x.dim() == 4:
                 x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                logits = _forward(model, x, first=step == 0 and epoch == start_epoch)
+                try:
+                    logits = _forward(model, x, first=step == 0 and epoch == start_epoch)
+                except (ValueError, TypeError):
+                    model.load_state_dict(good)  # a batch-norm counter may have moved
+                    raise
                 if width is None:
                     width = logits.shape[1]
                     check_batch_labels(y.cpu(), width, name="train_data")

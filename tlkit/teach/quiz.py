@@ -23,6 +23,9 @@ class Quiz:
 
     def __init__(self, question: str, options: Mapping[str, str], answer: str,
                  explain: str, wrong: Mapping[str, str] | None = None) -> None:
+        if not isinstance(options, Mapping) or not options:
+            raise TypeError("options must map letters to answers, e.g. "
+                            "options={'a': 'the first layers', 'b': 'the last layers'}")
         if answer not in options:
             raise ValueError(f"answer {answer!r} is not one of the options {list(options)}")
         self.question, self.options, self.answer = question, dict(options), answer

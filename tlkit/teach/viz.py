@@ -66,7 +66,9 @@ def plot_data_efficiency(results: Mapping[str, Mapping[int, Sequence[float]]], *
 
     ``results[method][k]`` is the list of accuracies over seeds with ``k`` labels per class.
     """
-    if not results or not all(isinstance(by_k, Mapping) and by_k for by_k in results.values()):
+    if not isinstance(results, Mapping) or not results or not all(
+            isinstance(by_k, Mapping) and by_k and all(len(v) for v in by_k.values())
+            for by_k in results.values()):
         raise ValueError("results must map each method to {k: [accuracy per seed]}, e.g. "
                          "{'features + LR': {2: [0.8, 0.85], 5: [0.9, 0.92]}}")
     ax = _axes(ax)
