@@ -14,6 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -289,3 +290,125 @@ def test_a_data_root_that_is_a_file_fails_before_any_download(tmp_path):
     blocker.write_text("x")
     with pytest.raises(NotADirectoryError, match="TLKIT_DATA"):
         tlkit.load_dataset("hymenoptera", root=blocker)
+
+
+# --- more of the same kinds (from a second reading) -----------------------------------------
+
+def test_replace_head_returns_the_model_like_the_other_surgery_functions():
+    model = lite0_random()
+    assert tlkit.replace_head(model, 3) is model and model.num_classes == 3
+    assert tlkit.replace_head(model, 4, hidden=8) is model and model.num_classes == 4
+
+
+@pytest.mark.parametrize("call, error, words", [
+    (lambda: tlkit.load_dataset("faces", transform=lite0_random().weights.transforms),
+     TypeError, r"call it, transform=model.weights.transforms\(\)"),
+    (lambda: tlkit.ArrayImages(np.zeros((2, 4, 4), np.uint8), targets=[0, 1], classes="ab"),
+     TypeError, "classes must be a list"),
+    (lambda: tlkit.ArrayImages(np.zeros((2, 4, 4), np.uint8), targets=[0, 1], classes=["a", "a"]),
+     ValueError, "more than once"),
+    (lambda: tlkit.ArrayImages(np.zeros((2, 4, 4), np.uint8), targets=np.array([[0], [1]]),
+                               classes=["a", "b"]), ValueError, r"reshape\(-1\)"),
+    (lambda: tlkit.setup(full="False", quiet=True), TypeError, "full=False without quotes"),
+    (lambda: tlkit.count_parameters(lite0_random(), trainable="yes"), TypeError, "trainable"),
+    (lambda: tlkit.backbone_weights("resnet18").transforms(augment="yes"), TypeError, "augment"),
+    (lambda: tlkit.fit(torch.nn.Linear(2, 2), (torch.randn(4, 2), torch.tensor([0, 1, 0, 1])),
+                       seed=2**64), ValueError, "seed must be between 0"),
+    (lambda: tlkit.latency(torch.nn.Linear(1280, 2)), TypeError, "no convolutions"),
+    (lambda: tlkit.plot_data_efficiency({"a": {0: [0.5]}}), ValueError, "k >= 1"),
+    (lambda: tlkit.plot_data_efficiency({"a": {"two": [0.5]}}), ValueError, "whole numbers"),
+    (lambda: tlkit.sgd_step(torch.nn.Linear(2, 2).state_dict().values(), lr=0.1), ValueError,
+     "not model.state_dict"),
+    (lambda: tlkit.sgd_step(_net_with_grads().parameters(), lr=0.1, momentum=5), ValueError,
+     "momentum"),
+])
+def test_another_wrong_argument_is_named_with_its_fix(call, error, words):
+    with pytest.raises(error, match=words):
+        call()
+
+
+def test_subset_takes_a_slice_and_rgba_arrays_come_out_on_white():
+    faces = tlkit.load_dataset("faces")
+    assert faces.subset(slice(0, 3)).targets == faces.targets[:3]
+    rgba = np.zeros((1, 2, 2, 4), np.uint8)  # fully transparent black
+    image = tlkit.ArrayImages(rgba, targets=[0], classes=["a"]).load_image(0)
+    assert image.mode == "RGB" and image.getpixel((0, 0)) == (255, 255, 255)
+
+
+def test_quiz_answers_in_any_case_and_with_number_keys(capsys):
+    q = tlkit.quiz("?", options={"a": "yes", "b": "no"}, answer="a", explain="Because.")
+    assert q.check(" A") and not q.check("b")
+    numbered = tlkit.quiz("?", options={1: "yes", 2: "no"}, answer=1, explain="Because.")
+    assert numbered.check(1) and "Right" in capsys.readouterr().out
+
+
+def test_sgd_step_takes_a_model_and_refuses_a_nan_gradient_before_any_change():
+    net = _net_with_grads()
+    before = net.weight.clone()
+    tlkit.sgd_step(net, lr=0.1)  # the module itself: its parameters
+    assert torch.allclose(net.weight, before - 0.1 * net.weight.grad)
+    net.bias.grad[0] = float("nan")
+    kept = net.weight.clone()
+    with pytest.raises(FloatingPointError, match="no weight was changed"):
+        tlkit.sgd_step(net, lr=0.1)
+    assert torch.equal(net.weight, kept)
+
+
+def test_adapt_batchnorm_measures_the_whole_target_set_not_one_class_per_batch():
+    # Sorted by class like every tlkit data set: 64 images of one kind, then 64 of another.
+    x = torch.cat([torch.zeros(64, 1), torch.full((64, 1), 10.0)]) + 0.1 * torch.randn(128, 1)
+    model = torch.nn.Sequential(torch.nn.BatchNorm1d(1))
+    tlkit.adapt_batchnorm(model, (x, torch.zeros(128).long()), batch_size=64, device="cpu")
+    bn = model[0]
+    assert bn.running_mean.item() == pytest.approx(x.mean().item(), abs=0.5)
+    assert bn.running_var.item() == pytest.approx(x.var().item(), rel=0.2)  # ~25, not ~0
+    # 65 images with batches of 64: the lone last image is left out instead of failing.
+    tlkit.adapt_batchnorm(model, (x[:65], torch.zeros(65).long()), batch_size=64, device="cpu")
+
+
+def test_plots_take_one_seed_json_keys_and_say_which_axes(tmp_path):
+    import json
+
+    import matplotlib.pyplot as plt
+
+    one_seed = {"features": {2: 0.8, 10: 0.95, 5: 0.9}}
+    from_json = json.loads(json.dumps({"features": {2: [0.8], 10: [0.95], 5: [0.9]}}))
+    for results in (one_seed, from_json):
+        ax = tlkit.plot_data_efficiency(results)
+        assert list(ax.get_lines()[0].get_xdata()) == [2, 5, 10]  # sorted as numbers
+        plt.close("all")
+    history = tlkit.fit(torch.nn.Linear(4, 2), (torch.randn(8, 4), torch.arange(8) % 2),
+                        epochs=2, progress=False, device="cpu")
+    _, axes = plt.subplots(1, 2)
+    with pytest.raises(TypeError, match=r"ax=axes\[0\]"):
+        tlkit.plot_history(history, ax=axes)
+    assert tlkit.plot_history(history, metrics=None, ax=axes[0]) is axes[0]
+    with pytest.raises(ValueError, match="4 images need 4 axes, got 2"):
+        tlkit.show_images(tlkit.load_dataset("faces"), n=4, ax=axes)
+    plt.close("all")
+
+
+def test_show_images_shows_every_class_of_a_sorted_set():
+    faces = tlkit.load_dataset("faces")
+    titles = [a.get_title() for a in tlkit.show_images(faces, n=4)]
+    assert set(titles) == {"face", "non-face"}
+
+
+def test_the_feature_cache_tells_transforms_apart_and_never_caches_a_random_one(tmp_path):
+    from torchvision import transforms as T
+
+    model = tlkit.small_cnn(num_classes=2)
+    base = model.weights.transforms()
+    faces = tlkit.load_dataset("faces", k_per_class=2)
+    upright = faces.with_transform(T.Compose([T.Lambda(lambda im: im), base]))
+    flipped = faces.with_transform(T.Compose([T.Lambda(lambda im: im.rotate(180)), base]))
+    a = tlkit.extract_features(model, upright, cache_dir=tmp_path, progress=False)
+    b = tlkit.extract_features(model, flipped, cache_dir=tmp_path, progress=False)
+    assert not b.from_cache and not torch.equal(a.x, b.x)  # same repr, other features
+    random = faces.with_transform(model.weights.transforms(augment=True))
+    torch.manual_seed(0)
+    state = torch.random.get_rng_state()
+    with pytest.warns(UserWarning, match="random.*not cached"):
+        c = tlkit.extract_features(model, random, cache_dir=tmp_path, progress=False)
+    assert c.path is None and not c.from_cache
+    torch.set_rng_state(state)  # the probe itself does not disturb the caller's random draws

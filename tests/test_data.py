@@ -32,11 +32,16 @@ def test_faces_labels_follow_lfw_subset():
         assert (image.tobytes() in face_rows) == (label == 0)
 
 
-def test_splits_are_deterministic_by_seed():
-    a = tlkit.load_dataset("faces", split="train", seed=1)
-    b = tlkit.load_dataset("faces", split="train", seed=1)
-    c = tlkit.load_dataset("faces", split="train", seed=2)
-    assert a.fingerprint() == b.fingerprint() != c.fingerprint()
+def test_the_split_is_fixed_and_the_seed_only_picks_the_few_shot_images():
+    # Runs over several seeds against one test set: no seed may put a test image in training.
+    test = tlkit.load_dataset("faces", split="test")
+    for seed in range(6):
+        pool = tlkit.load_dataset("faces", split="train", seed=seed)
+        assert pool.fingerprint() == tlkit.load_dataset("faces", split="train").fingerprint()
+        few = tlkit.load_dataset("faces", split="train", k_per_class=5, seed=seed)
+        assert not _rows(few.images) & _rows(test.images)
+    draws = {tlkit.load_dataset("faces", k_per_class=5, seed=s).fingerprint() for s in range(6)}
+    assert len(draws) == 6  # but each seed draws other training images
 
 
 def test_few_shot_subsets_have_k_per_class_and_are_nested():

@@ -353,3 +353,26 @@ def test_a_folder_as_the_target_and_a_file_in_the_way_are_named(server, tmp_path
         download(f"{server.url}/data.zip", tmp_path / "blocker" / "data.zip", progress=False,
                  timeout=5)
     assert server.requests == []  # refused before any byte was asked for
+
+
+def test_a_folder_ending_in_a_slash_gets_the_file_name_from_the_address(server, tmp_path):
+    got = download(f"{server.url}/data.zip", f"{tmp_path}/new_folder/", progress=False, timeout=5)
+    assert got == tmp_path / "new_folder" / "data.zip" and got.read_bytes() == ARCHIVE
+
+
+def test_checksums_as_publishers_write_them_are_understood(server, tmp_path):
+    target = tmp_path / "data.zip"
+    download(f"{server.url}/data.zip", target, sha256=f"sha256:{SHA.upper()}\n",
+             progress=False, timeout=5)
+    assert target.read_bytes() == ARCHIVE
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"sha256": SHA[:-1]}, "not a sha256 digest"),
+    ({"md5": SHA}, "looks like a sha256: pass sha256="),
+    ({"sha256": 12345}, "hex digest as a string"),
+])
+def test_a_malformed_checksum_fails_before_any_byte_is_fetched(server, tmp_path, kwargs, words):
+    with pytest.raises((ValueError, TypeError), match=words):
+        download(f"{server.url}/data.zip", tmp_path / "data.zip", progress=False, **kwargs)
+    assert server.requests == []

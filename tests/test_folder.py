@@ -364,3 +364,15 @@ def test_bad_arguments_are_named(photos: Path, kwargs, error, words):
     kwargs = {"path": photos, **kwargs}
     with pytest.raises(error, match=words):
         image_folder(**kwargs)
+
+
+def test_jfif_counts_as_jpeg_and_other_photo_formats_are_named_not_dropped(tmp_path: Path):
+    _save(tmp_path / "cats" / "c.jpg", _noise((8, 8)))
+    _save(tmp_path / "cats" / "saved_from_web.jfif", _noise((8, 8)), "JPEG")
+    _save(tmp_path / "dogs" / "d.jpg", _noise((8, 8)))
+    _write(tmp_path / "dogs" / "IMG_0001.HEIC", b"\x00" * 32)
+    _write(tmp_path / "dogs" / "notes.txt", b"not a photo: no warning for this one")
+    with pytest.warns(UserWarning, match=r"Left out 1 photo file.*\.heic.*convert them") as w:
+        ds = image_folder(tmp_path)
+    assert len(w) == 1 and "notes.txt" not in str(w[0].message)
+    assert ds.class_counts() == {"cats": 2, "dogs": 1}

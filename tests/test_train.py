@@ -8,11 +8,12 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 import tlkit
-import tlkit.learn.train
+import tlkit.learn.guards
 
 JOB = Path(__file__).with_name("resume_job.py")
 
@@ -140,7 +141,7 @@ def test_frozen_parameters_never_reach_the_optimizer():
 
 
 def test_cpu_training_warns_with_an_epoch_estimate(monkeypatch):
-    monkeypatch.setattr(tlkit.learn.train, "CPU_WARNING_SECONDS", 0.0)
+    monkeypatch.setattr(tlkit.learn.guards, "CPU_WARNING_SECONDS", 0.0)
     with pytest.warns(tlkit.CPUTrainingWarning, match=r"about \d+ s per epoch \(7 batches\)"):
         tlkit.fit(linear(), blobs(200), epochs=1, batch_size=30, progress=False, device="cpu")
 
@@ -151,11 +152,20 @@ def test_a_diverging_run_stops_with_advice():
         tlkit.fit(linear(), (x * 1e4, y), epochs=3, lr=1e6, progress=False, device="cpu")
 
 
-def test_cosine_schedule_anneals_the_rate():
-    history = tlkit.fit(linear(), blobs(), epochs=4, lr=0.1, scheduler="cosine",
-                        progress=False, device="cpu")
-    rates = history["lr"]
-    assert rates == sorted(rates, reverse=True) and rates[-1] == pytest.approx(0.0, abs=1e-12)
+def test_cosine_schedule_anneals_the_rate_and_records_the_rate_each_epoch_used():
+    import math
+
+    seen = []
+    model = linear()
+    optimizer = lambda groups: seen.append(torch.optim.SGD(groups)) or seen[-1]  # noqa: E731
+    history = tlkit.fit(model, blobs(), epochs=4, lr=0.1, scheduler="cosine", optimizer=optimizer,
+                        progress=False, device="cpu",
+                        on_batch=lambda e, s, l: seen.append((e, seen[0].param_groups[0]["lr"]))
+                        if s == 0 else None)
+    used = [lr for e, lr in seen[1:]]
+    assert history["lr"] == pytest.approx(used)  # what each epoch really trained with
+    assert used == pytest.approx([0.05 * (1 + math.cos(math.pi * e / 4)) for e in range(4)])
+    assert used[0] == pytest.approx(0.1)
 
 
 def test_bad_arguments_explain_themselves(tmp_path):
@@ -241,7 +251,8 @@ def test_a_nan_in_a_later_epoch_keeps_the_finished_epochs_and_their_weights():
 
     model = linear()
     steps_before_nan = []
-    with pytest.raises(tlkit.TrainingDiverged, match="epoch 3, step 1: the loss became nan") \
+    with pytest.raises(tlkit.TrainingDiverged, match="epoch 3, step 1: the batch itself holds "
+                                                     "NaN.*Check the data or the transform") \
             as err:
         tlkit.fit(model, NanAfter(x, y, after=2 * len(y) + 40), epochs=4, lr=0.05,
                   progress=False, device="cpu",
@@ -251,6 +262,17 @@ def test_a_nan_in_a_later_epoch_keeps_the_finished_epochs_and_their_weights():
         assert torch.equal(v, reference.state_dict()[k]), k
     assert steps_before_nan[-1] == (2, 0)
     assert err.value.history["train_loss"] == done["train_loss"]  # finished epochs kept
+
+
+def test_a_last_step_that_blows_up_the_weights_is_caught_after_the_epoch():
+    x, y = blobs(16)
+    model = linear()
+    start = _weights(model)
+    # One batch per epoch: the only step is also the last, so no later loss would see it.
+    with pytest.raises(tlkit.TrainingDiverged, match="after its last step the validation loss"):
+        tlkit.fit(model, (x, y), val_data=blobs(16, 1), epochs=1, batch_size=16, lr=1e9,
+                  progress=False, device="cpu")
+    assert all(torch.equal(v, start[k]) for k, v in model.state_dict().items())
 
 
 def test_a_huge_but_finite_loss_is_caught_too():
@@ -473,3 +495,123 @@ def test_fine_tune_explains_that_it_spreads_the_rate_itself():
     with pytest.raises(TypeError, match="one lr.*lr=slice\\(lo, hi\\)"):
         tlkit.fine_tune(model, (torch.randn(4, 3, 16, 16), torch.tensor([0, 1, 0, 1])),
                         lr=slice(1e-5, 1e-3))
+
+
+# --- set-ups that would train, but not what the learner meant -------------------------------
+
+def _faces(k=4, size=32):
+    model = tlkit.get_backbone("efficientnet_lite0")
+    return model, tlkit.load_dataset("faces", k_per_class=k,
+                                     transform=model.weights.transforms(size=size))
+
+
+def test_forgetting_num_classes_is_caught_not_trained_on_the_imagenet_head():
+    model, faces = _faces()
+    with pytest.raises(ValueError, match=r"2 classes.*1000 class scores \(the ImageNet head\).*"
+                                         r"num_classes=2"):
+        tlkit.fit(model, faces, progress=False, device="cpu")
+    with pytest.raises(ValueError, match="1000 class scores"):
+        tlkit.evaluate(model, faces)
+
+
+def test_the_torchvision_tutorials_model_fc_is_pointed_to_model_head():
+    model = tlkit.small_cnn(num_classes=2)
+    for name in ("fc", "classifier"):
+        with pytest.raises(AttributeError, match=f"model.head, not model.{name}"):
+            setattr(model, name, torch.nn.Linear(model.num_features, 3))
+    assert model.num_classes == 2
+
+
+def test_train_and_validation_sets_with_different_classes_are_refused():
+    model = tlkit.small_cnn(num_classes=2)
+    preprocess = model.weights.transforms()
+    faces = tlkit.load_dataset("faces", k_per_class=2, transform=preprocess)
+    other = tlkit.ArrayImages(np.zeros((4, 16, 16), np.uint8), targets=[0, 1, 0, 1],
+                              classes=["non-face", "face"], transform=preprocess)
+    with pytest.raises(ValueError, match=r"classes \['face', 'non-face'\].*\['non-face', 'face'\]"):
+        tlkit.fit(model, faces, val_data=other, progress=False, device="cpu")
+    mixed = torch.utils.data.ConcatDataset(
+        [faces, tlkit.load_dataset("textures", k_per_class=1, transform=preprocess)])
+    with pytest.raises(ValueError, match="ConcatDataset of data sets with different classes"):
+        tlkit.fit(tlkit.small_cnn(num_classes=3), mixed, progress=False, device="cpu")
+
+
+def test_a_backbone_head_of_the_wrong_width_is_named_and_nothing_moves():
+    model, faces = _faces()
+    model.head = torch.nn.Linear(512, 2)
+    before = _weights(model)
+    with pytest.raises(ValueError, match=r"head takes 512 features.*gives 1280.*"
+                                         r"nn.Linear\(model.num_features"):
+        tlkit.fit(model, faces, progress=False, device="cpu")
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+def test_warnings_for_runs_that_would_teach_the_wrong_lesson():
+    softmaxed = torch.nn.Sequential(torch.nn.Linear(10, 2), torch.nn.Softmax(dim=1))
+    with pytest.warns(UserWarning, match="ends in Softmax.*raw scores"):
+        tlkit.fit(softmaxed, blobs(40), progress=False, device="cpu")
+    random_frozen = tlkit.freeze(tlkit.get_backbone("mobilenet_v3_small", weights=None,
+                                                    num_classes=2))
+    with pytest.warns(UserWarning, match="random weights.*nothing is transferred"):
+        tlkit.fit(random_frozen, (torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 0, 1])),
+                  batch_size=4, progress=False, device="cpu")
+    model = tlkit.get_backbone("efficientnet_lite0", num_classes=2)
+    resnet_preprocess = tlkit.backbone_weights("resnet18").transforms(size=32)
+    faces = tlkit.load_dataset("faces", k_per_class=2, transform=resnet_preprocess)
+    with pytest.warns(UserWarning, match=r"normalised with mean \(0.485.*expect \(0.5"):
+        tlkit.fit(model, faces, progress=False, device="cpu")
+
+
+def test_resuming_a_finished_run_says_there_is_nothing_left(tmp_path):
+    tlkit.fit(linear(), blobs(), epochs=2, checkpoint_dir=tmp_path, progress=False, device="cpu")
+    with pytest.warns(UserWarning, match="already holds 2 finished epoch.*epochs=3"):
+        history = tlkit.fit(linear(), blobs(), epochs=2, checkpoint_dir=tmp_path, resume=True,
+                            progress=False, device="cpu")
+    assert len(history) == 2
+
+
+def test_features_from_extract_or_with_gradients_train_as_they_are():
+    model, faces = _faces()
+    features = tlkit.extract_features(model, faces, progress=False)
+    head = torch.nn.Linear(model.num_features, 2)
+    assert len(tlkit.fit(head, features, epochs=2, progress=False, device="cpu")) == 2
+    images = torch.stack([faces[i][0] for i in range(len(faces))])
+    with_grad = model.forward_features(images)  # no torch.no_grad(): it carries a graph
+    assert with_grad.requires_grad
+    history = tlkit.fit(torch.nn.Linear(model.num_features, 2),
+                        (with_grad, torch.tensor(faces.targets)), epochs=3, batch_size=4,
+                        progress=False, device="cpu")
+    assert len(history) == 3
+
+
+@pytest.mark.parametrize("transform, words", [
+    (lambda im: torch.as_tensor(np.array(im.resize((32, 32)))).permute(2, 0, 1),
+     r"torch.uint8 tensors.*T.ToTensor\(\)"),
+    (lambda im: torch.as_tensor(np.array(im.resize((32, 32))) / 255.0).float(),
+     r"colour channels last.*permute\(0, 3, 1, 2\)"),
+])
+def test_tensors_in_the_wrong_form_are_explained(transform, words):
+    faces = tlkit.load_dataset("faces", k_per_class=2, transform=transform)
+    with pytest.raises((TypeError, ValueError), match=words):
+        tlkit.fit(tlkit.small_cnn(num_classes=2), faces, progress=False, device="cpu")
+
+
+@pytest.mark.parametrize("model, words", [
+    (torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.AdaptiveAvgPool2d(1),
+                         torch.nn.Linear(8, 2)), r"nn.Flatten\(\)"),
+    (torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.AdaptiveAvgPool2d(1),
+                         torch.nn.Flatten(), torch.nn.Linear(8, 2)).double(),
+     r"data is torch.float32 but the model's weights are torch.float64"),
+])
+def test_plain_models_that_cannot_take_the_batch_are_explained(model, words):
+    with pytest.raises(ValueError, match=words):
+        tlkit.fit(model, (torch.randn(4, 3, 16, 16), torch.tensor([0, 1, 0, 1])),
+                  progress=False, device="cpu")
+
+
+def test_a_misspelt_fine_tune_argument_fails_before_anything_is_frozen():
+    model = tlkit.small_cnn(num_classes=2)
+    with pytest.raises(TypeError, match=r"unexpected keyword argument\(s\) \['progres'\]"):
+        tlkit.fine_tune(model, (torch.randn(4, 3, 16, 16), torch.tensor([0, 1, 0, 1])),
+                        progres=False)
+    assert all(p.requires_grad for p in model.parameters())

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
-__all__ = ["integer", "number", "choice", "writable_folder", "describe"]
+__all__ = ["integer", "number", "flag", "choice", "writable_folder", "describe"]
 
 
 def describe(value: Any) -> str:
@@ -51,6 +51,16 @@ def number(name: str, value: Any, *, min: float | None = None, max: float | None
         raise ValueError(f"{name} must be {bound}, got {value:g}" + (f". {hint}" if hint else ""))
     _check_range(name, value, min, max, hint)
     return value
+
+
+def flag(name: str, value: Any) -> bool:
+    """``value`` as a bool; a string such as ``"False"`` is refused (it would count as True)."""
+    if isinstance(value, bool) or type(value).__name__ == "bool_":  # NumPy's bool too
+        return bool(value)
+    raise TypeError(f"{name} must be True or False, got {describe(value)}"
+                    + (f"; write {name}={value.strip().capitalize()} without quotes"
+                       if isinstance(value, str) and value.strip().lower() in ("true", "false")
+                       else ""))
 
 
 def choice(name: str, value: Any, options: Iterable[Any], *, hint: str = "") -> Any:

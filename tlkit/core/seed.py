@@ -16,7 +16,7 @@ def seed_everything(seed: int) -> None:
     import numpy as np
     import torch
 
-    seed = integer("seed", seed, min=0)
+    seed = integer("seed", seed, min=0, max=2**32 - 1)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

@@ -3,12 +3,16 @@
 Offline, no download, real photographs:
 
 * ``faces`` — ``skimage.data.lfw_subset()``: 100 faces and 100 non-faces, 25×25 greyscale.
-  Per seed, a stratified half (50 per class) is the training pool, the other half the test set.
+  A fixed, stratified half (50 per class) is the training pool, the other half the test set.
 * ``textures`` — brick / grass / gravel, 512×512 greyscale photographs cut into patches.
   Training patches come from the left three quarters of each photograph and test patches from
   the right quarter, so no pixel is in both (overlapping patches would leak the answer).
 
 Downloaded (see :mod:`tlkit.data.online`): hymenoptera, flowers102, eurosat, pneumoniamnist, cifar10.
+
+Every split is fixed: ``seed`` chooses only the few-shot subset (``k_per_class``). So runs over
+several seeds draw different training images and score them on one and the same test set —
+a test image can never turn up in some seed's training set.
 
 Example::
 
@@ -24,7 +28,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..core.checks import integer
+from ..core.checks import flag, integer
 from .images import ArrayImages, ImageDataset, _transform
 from .online import list_online, load_online
 
@@ -46,7 +50,7 @@ def load_dataset(name: str, *, split: str = "train", transform: Callable | None 
                  download: bool = True) -> ImageDataset:
     """A data set by name; ``k_per_class`` keeps a few-shot subset of the split.
 
-    The split and the few-shot subset depend only on ``seed``: the same call gives the same
+    The split is fixed; ``seed`` chooses the few-shot subset: the same call gives the same
     images on every machine, and ``k_per_class=2`` is a subset of ``k_per_class=5``.
 
     Example: ``tlkit.load_dataset("faces", split="train", k_per_class=5, transform=preprocess)``
@@ -56,14 +60,15 @@ def load_dataset(name: str, *, split: str = "train", transform: Callable | None 
         k_per_class = integer("k_per_class", k_per_class, min=1,
                               hint="the number of labelled images to keep per class")
     transform = _transform(transform)
+    download = flag("download", download)
     if not isinstance(split, str):
         raise TypeError(f"split must be a string such as 'train' or 'test', got {split!r}")
     if name == "faces":
-        data = _faces(split, seed)
+        data = _faces(split)
     elif name == "textures":
         data = _textures(split)
     elif isinstance(name, str) and name in list_online():
-        data = load_online(name, split=split, root=root, download=download, seed=seed)
+        data = load_online(name, split=split, root=root, download=download)
     else:
         close = difflib.get_close_matches(str(name).lower(), list_datasets(), n=2)
         hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
@@ -103,10 +108,10 @@ def _check_split(name: str, split: str, allowed: tuple[str, ...]) -> None:
         raise ValueError(f"{name} has splits {', '.join(allowed)}; got split={split!r}")
 
 
-def _faces(split: str, seed: int) -> ArrayImages:
+def _faces(split: str, split_seed: int = 0) -> ArrayImages:
     _check_split("faces", split, ("train", "test"))
     images, targets = _lfw()
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(split_seed)
     chosen = []
     for c in (0, 1):
         members = rng.permutation(np.flatnonzero(targets == c))

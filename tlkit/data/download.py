@@ -21,7 +21,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from ..core.checks import describe, integer, number, writable_folder
+from ..core.checks import describe, flag, integer, number, writable_folder
 
 __all__ = ["download", "file_digest", "wrong_content", "DownloadError", "ChecksumError"]
 
@@ -53,10 +53,19 @@ def _manual(url: str, path: Path) -> str:
 
 def _expected(sha256: str | None, md5: str | None) -> tuple[str, str] | None:
     # sha256 wins when both are given: it is the stronger of the two.
-    if sha256:
-        return "sha256", sha256.lower()
-    if md5:
-        return "md5", md5.lower()
+    for algorithm, value, length in (("sha256", sha256, 64), ("md5", md5, 32)):
+        if not value:
+            continue
+        if not isinstance(value, str):
+            raise TypeError(f"{algorithm} must be the hex digest as a string, got {describe(value)}")
+        # As publishers write it: "sha256:ab12…", upper case, a trailing newline.
+        digest = value.strip().lower().removeprefix(f"{algorithm}:").strip()
+        if len(digest) != length or not re.fullmatch(r"[0-9a-f]+", digest):
+            other = {64: "sha256", 32: "md5"}.get(len(digest))
+            raise ValueError(f"{algorithm}={value!r} is not a {algorithm} digest ({length} hex "
+                             f"characters)" + (f"; it looks like a {other}: pass {other}=" if
+                                               other and other != algorithm else ""))
+        return algorithm, digest
     return None
 
 
@@ -152,12 +161,15 @@ def download(url: str, path: str | Path, *, sha256: str | None = None, md5: str 
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a file path (str or pathlib.Path), got {describe(path)}")
     timeout = number("timeout", timeout, above=0)
+    progress = flag("progress", progress)
     chunk_size = integer("chunk_size", chunk_size, min=1)
+    expected = _expected(sha256, md5)  # a malformed checksum fails before any byte is fetched
+    if str(path).endswith(("/", os.sep)):  # "data/": a folder, as in cp and curl -O
+        path = Path(path) / (os.path.basename(urllib.parse.urlsplit(url).path) or "download")
     path = Path(path).expanduser()
     if path.is_dir():
         raise IsADirectoryError(f"{path} is a folder: pass the file to save to, e.g. "
                                 f"{path / os.path.basename(urllib.parse.urlsplit(url).path)}")
-    expected = _expected(sha256, md5)
     if path.exists() and _cached_ok(path, expected):
         return path
     if os.environ.get("TLKIT_OFFLINE", "").strip().lower() in ("1", "true", "yes"):

@@ -19,12 +19,17 @@ from typing import Callable, Sequence
 
 from PIL import Image, ImageFile
 
-from ..core.checks import describe
+from ..core.checks import describe, flag
 from .images import FileImages, _transform, to_rgb
 
 __all__ = ["image_folder", "IMAGE_EXTENSIONS"]
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+# .jfif and .jpe are JPEG under other names (Windows saves web images as .jfif).
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jfif", ".jpe", ".png", ".bmp", ".gif", ".tif", ".tiff",
+                    ".webp")
+# Photo formats a learner may have that are left out: named in a warning, never dropped silently.
+_OTHER_PHOTOS = {".heic", ".heif", ".avif", ".jxl", ".jp2", ".dng", ".cr2", ".nef", ".arw",
+                 ".raw", ".psd", ".svg", ".ico", ".pjpeg", ".jpg_large"}
 # Never a class: macOS puts "._name" copies here when a student zips a folder.
 _NOT_CLASSES = {"__MACOSX"}
 # Folder names that mean "a split", not "a class": root/train/cats is one level too high.
@@ -136,6 +141,7 @@ def image_folder(path: str | os.PathLike, *, transform: Callable | None = None,
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a folder path (str or pathlib.Path), got {describe(path)}")
     transform = _transform(transform)
+    check = flag("check", check)
     root = Path(path).expanduser().absolute()  # absolute: a later os.chdir can't break it
     if not root.exists():
         raise FileNotFoundError(f"No folder at {root}.\n{_layout(root)}")
@@ -160,7 +166,16 @@ def image_folder(path: str | os.PathLike, *, transform: Callable | None = None,
         raise ValueError(f"No class sub-folders in {root}.\n{found}{_layout(root)}")
 
     links: list[str] = []
-    per_class = {d: [f for f in _files_under(d, root, links) if is_image(f)] for d in class_dirs}
+    found = {d: _files_under(d, root, links) for d in class_dirs}
+    per_class = {d: [f for f in files if is_image(f)] for d, files in found.items()}
+    left_out = sorted(f for files in found.values() for f in files
+                      if not is_image(f) and f.suffix.lower() in _OTHER_PHOTOS)
+    if left_out:
+        endings = sorted({f.suffix.lower() for f in left_out})
+        warnings.warn(f"Left out {len(left_out)} photo file(s) with the ending(s) "
+                      f"{', '.join(endings)}, e.g. {left_out[0]}: convert them to .jpg or .png "
+                      f"(or pass extensions= with their ending if Pillow can read them).",
+                      UserWarning, stacklevel=2)
     if not any(per_class.values()):
         raise ValueError(f"No images in {root} or its sub-folders (accepted extensions: "
                          f"{accepted}, in any case).\n{_layout(root)}")

@@ -8,6 +8,7 @@ the content cheaply; the feature cache keys on it.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import operator
 import os
 from pathlib import Path
@@ -25,8 +26,9 @@ class ImageDataset(torch.utils.data.Dataset):
 
     def __init__(self, *, targets: Sequence[int], classes: Sequence[str],
                  transform: Callable | None = None, name: str = "images") -> None:
+        classes = _classes(classes)
         self.targets = _labels(targets, classes)
-        self.classes = [str(c) for c in classes]
+        self.classes = classes
         self.transform = _transform(transform)
         self.name = name
 
@@ -60,6 +62,8 @@ class ImageDataset(torch.utils.data.Dataset):
 
     def subset(self, indices: Sequence[int]) -> "ImageDataset":
         """The images at ``indices`` (same classes and transform)."""
+        if isinstance(indices, slice):
+            indices = range(len(self))[indices]
         indices = list(np.asarray(indices).reshape(-1)) if isinstance(indices, np.ndarray) \
             else list(indices)
         for i in indices:
@@ -104,7 +108,7 @@ class ArrayImages(ImageDataset):
         self.images = images
 
     def load_image(self, i: int) -> Image.Image:
-        return Image.fromarray(self.images[i]).convert("RGB")
+        return to_rgb(Image.fromarray(self.images[i]))  # RGBA on white, as for files
 
     def _content_id(self) -> bytes:
         return hashlib.sha256(np.ascontiguousarray(self.images).tobytes()).digest()
@@ -149,7 +153,21 @@ class FileImages(ImageDataset):
         return h.digest()
 
 
+def _classes(classes: Sequence[str]) -> list[str]:
+    if isinstance(classes, str):  # ("cats") without a comma is the string "cats"
+        raise TypeError(f"classes must be a list of names, e.g. ['cats', 'dogs'], got the "
+                        f"string {classes!r}")
+    names = [str(c) for c in classes]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"class names must be different, but {repeated} appear more than once")
+    return names
+
+
 def _labels(targets: Sequence[int], classes: Sequence[str]) -> list[int]:
+    if isinstance(targets, np.ndarray) and targets.ndim > 1:
+        raise ValueError(f"labels must be one class index per image, shape (N,), got "
+                         f"{targets.shape}: pass labels.reshape(-1)")
     labels = []
     for t in targets:
         try:
@@ -170,6 +188,10 @@ def _transform(transform: Callable | None) -> Callable | None:
     if transform is not None and not callable(transform):
         raise TypeError(f"transform must be callable (e.g. model.weights.transforms()) or None, "
                         f"got {type(transform).__name__}")
+    if inspect.ismethod(transform) and transform.__name__ == "transforms":
+        # weights.transforms is the method that builds the pipeline, not the pipeline itself.
+        raise TypeError("transform=weights.transforms is the method, not the preprocessing: "
+                        "call it, transform=model.weights.transforms()")
     return transform
 
 

@@ -193,7 +193,8 @@ def load_online(name: str, *, split: str = "train", root: str | Path | None = No
                 seed: int = 0) -> ImageDataset:
     """Download (once, resumably) and load one split of a registered data set.
 
-    ``seed`` only matters for data sets without an official split (eurosat).
+    ``seed`` only matters for data sets without an official split (eurosat): it draws that
+    split. ``tlkit.load_dataset`` always uses the same one (seed 0), so its splits never mix.
 
     >>> val = load_online("hymenoptera", split="val")            # doctest: +SKIP
     >>> val.classes                                               # doctest: +SKIP

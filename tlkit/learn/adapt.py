@@ -46,7 +46,14 @@ def adapt_batchnorm(model: nn.Module, data: Data, *, batch_size: int = 64,
         m.reset_running_stats()
         m.momentum = None  # None = a plain average over all batches, not an EMA
         m.train()  # only the batch-norm layers: dropout stays off
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size)
+    # Shuffled (with a fixed seed): tlkit's data sets are sorted by class, and batches of one
+    # class would average within-class variances, too small for the whole target set. A lone
+    # last image is dropped: batch statistics of one image are undefined.
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(0),
+        drop_last=len(dataset) > batch_size and len(dataset) % batch_size == 1)
+    if len(dataset) < 2:
+        raise ValueError("adapt_batchnorm needs at least 2 target images to measure statistics")
     try:
         for x, _ in batches(loader, name="data"):
             model(x.to(device))

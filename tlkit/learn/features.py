@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from ..core.checks import integer, writable_folder
+from ..core.checks import flag, integer, writable_folder
 from ..core.device import as_device
 from ..data.images import ImageDataset
 from ..models.backbone import Backbone, require_backbone
@@ -52,12 +52,30 @@ class Features:
         return iter((self.x, self.y))
 
 
-def cache_key(model: Backbone, data: ImageDataset) -> str:
+def transform_probe(data: ImageDataset) -> bytes | None:
+    """What the transform makes of the first image, or None when it is random.
+
+    ``repr(transform)`` alone cannot tell two ``Lambda`` steps apart, so the key also holds
+    the transform's output; a transform that gives two outputs for one image (augmentation)
+    must not be cached at all. Run under a forked RNG: the caller's random state is untouched.
+    """
+    with torch.random.fork_rng(devices=[]):
+        outputs = []
+        for seed in (1, 2):
+            torch.manual_seed(seed)
+            outputs.append(torch.as_tensor(data[0][0]).detach().cpu().contiguous())
+    if not torch.equal(*outputs):
+        return None
+    return outputs[0].reshape(-1).view(torch.uint8).numpy().tobytes()
+
+
+def cache_key(model: Backbone, data: ImageDataset, probe: bytes = b"") -> str:
     """A hash of backbone name, weights (their actual values), transform and data."""
     h = hashlib.sha256()
     h.update(json.dumps({"backbone": model.name, "weights": model.weights.name,
                          "transform": repr(data.transform), "data": data.fingerprint(),
                          "n": len(data)}).encode())
+    h.update(probe)
     # The values, not just the name: a fine-tuned backbone must not reuse stale features.
     for module in (model.blocks, model.neck):
         for name, tensor in module.state_dict().items():
@@ -82,6 +100,7 @@ def extract_features(model: Backbone, data: ImageDataset, *, batch_size: int = 6
     """
     require_backbone(model, function="extract_features")
     batch_size = integer("batch_size", batch_size, min=1)
+    cache, progress = flag("cache", cache), flag("progress", progress)
     if isinstance(data, (tuple, list)):
         raise TypeError("extract_features takes a data set of images; a tuple (x, y) looks like "
                         "features already: train a head on it with tlkit.fit(head, (x, y))")
@@ -95,6 +114,10 @@ def extract_features(model: Backbone, data: ImageDataset, *, batch_size: int = 6
         raise ValueError(f"{data!r} is empty: there are no images to extract features from")
     as_dataset(data, name="data", labelled=False)  # the first item: a tensor, not a PIL image
     device = as_device(device)
+    if not model.weights.pretrained:
+        warnings.warn(f"{model.name} has random weights (weights=None): its features are "
+                      f"random, so nothing is transferred. For ImageNet features build it with "
+                      f"weights='imagenet'", UserWarning, stacklevel=2)
     start = time.perf_counter()
     path = _cache_path(model, data, cache_dir) if cache and isinstance(data, ImageDataset) \
         else None
@@ -128,7 +151,14 @@ def extract_features(model: Backbone, data: ImageDataset, *, batch_size: int = 6
 
 
 def _cache_path(model: Backbone, data: ImageDataset, cache_dir) -> Path | None:
-    """The cache file for (model, data), or None (with a warning) if the folder is unusable."""
+    """The cache file for (model, data), or None (with a warning) if it must not be cached."""
+    probe = transform_probe(data)
+    if probe is None:
+        warnings.warn("the transform is random (augmentation?): features are computed afresh "
+                      "and not cached, since a cache would freeze one random draw. For cached "
+                      "features use model.weights.transforms() without augment=True",
+                      UserWarning, stacklevel=3)
+        return None
     try:
         folder = writable_folder(cache_dir if cache_dir is not None else feature_cache_dir(),
                                  what="The feature cache",
@@ -138,7 +168,7 @@ def _cache_path(model: Backbone, data: ImageDataset, cache_dir) -> Path | None:
         warnings.warn(f"{err} The features are computed but not cached.", UserWarning,
                       stacklevel=3)
         return None
-    return folder / f"{model.name}-{cache_key(model, data)}.pt"
+    return folder / f"{model.name}-{cache_key(model, data, probe)}.pt"
 
 
 def _read_cache(path: Path, model: Backbone, data: ImageDataset) -> dict | None:

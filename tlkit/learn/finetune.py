@@ -13,12 +13,14 @@ Example::
 """
 from __future__ import annotations
 
+import inspect
 import os
 from pathlib import Path
 
 from ..core.checks import describe, integer, number
 from ..models.backbone import Backbone, require_backbone
 from ..models.surgery import freeze, unfreeze, unfreeze_last
+from .inputs import check_model
 from .train import Data, History, fit
 
 __all__ = ["fine_tune"]
@@ -33,6 +35,13 @@ def fine_tune(model: Backbone, train_data: Data, *, val_data: Data | None = None
     Extra keyword arguments go to :func:`tlkit.fit`.
     """
     require_backbone(model, function="fine_tune")
+    check_model(model)
+    # Every keyword fit will get, checked before the first freeze: a typo must not leave the
+    # model frozen halfway.
+    unknown = sorted(set(fit_kwargs) - set(inspect.signature(fit).parameters))
+    if unknown:
+        raise TypeError(f"fine_tune got unexpected keyword argument(s) {unknown}; it passes "
+                        f"these on to tlkit.fit: {', '.join(list(inspect.signature(fit).parameters)[2:])}")
     if isinstance(lr, slice):
         raise TypeError(
             "fine_tune takes one lr, the head's rate, and spreads it over the blocks itself "

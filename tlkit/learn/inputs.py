@@ -26,6 +26,10 @@ def as_dataset(data: Data, *, name: str = "data",
 
     ``labelled=False``: the labels are ignored (batch-norm adaptation), so any y will do.
     """
+    from .features import Features  # here: features.py itself imports this module
+
+    if isinstance(data, Features):
+        data = (data.x, data.y)
     if isinstance(data, torch.utils.data.DataLoader):
         raise TypeError(f"{name} is a DataLoader: pass its data set ({name}.dataset) and set "
                         f"batch_size= here; tlkit builds the loader (shuffling, seeding) itself")
@@ -51,6 +55,9 @@ def as_dataset(data: Data, *, name: str = "data",
                             f"for features pass x.float()")
         if x.dtype == torch.float64:
             x = x.float()  # NumPy's default; torch weights are float32
+        # Features computed outside torch.no_grad() carry the backbone's graph: training on
+        # them would reach back through it (and fail at the second step).
+        x = x.detach()
         data = torch.utils.data.TensorDataset(x, y.long())
     elif not isinstance(data, torch.utils.data.Dataset):
         raise TypeError(f"{name} must be a Dataset or a tuple (x, y) of tensors, got "
@@ -84,6 +91,11 @@ def _check_first_item(data: torch.utils.data.Dataset, name: str, labelled: bool)
                         f"T.ToTensor() and T.Normalize(...), as model.weights.transforms() does")
     if not isinstance(x, (torch.Tensor, np.ndarray)):
         raise TypeError(f"{name}[0] holds {describe(x)} as its input: it must be a tensor")
+    if not torch.as_tensor(x).is_floating_point():
+        raise TypeError(f"{name} gives {torch.as_tensor(x).dtype} tensors (pixel values 0-255?); "
+                        f"models take floats: end the transform with T.ToTensor() and "
+                        f"T.Normalize(...) (or ToDtype(torch.float32, scale=True)), as "
+                        f"model.weights.transforms() does")
     if labelled:
         try:
             if isinstance(y, (bool, np.bool_, float, str)) or (
@@ -112,6 +124,21 @@ def batches(loader, *, name: str):
                                  f"({str(err).splitlines()[0][:120]})") from None
             raise
         yield batch
+
+
+def classes_of(data: torch.utils.data.Dataset) -> list[str] | None:
+    """The class names ``data`` declares (through Subset and ConcatDataset), if any."""
+    if isinstance(data, torch.utils.data.Subset):
+        return classes_of(data.dataset)
+    if isinstance(data, torch.utils.data.ConcatDataset):
+        parts = [classes_of(d) for d in data.datasets]
+        if any(p is not None and p != parts[0] for p in parts):
+            raise ValueError(f"a ConcatDataset of data sets with different classes "
+                             f"({' vs '.join(map(str, dict.fromkeys(map(tuple, parts))))}): label 0 "
+                             f"would mean different things; combine data sets of the same classes")
+        return parts[0]
+    classes = getattr(data, "classes", None)
+    return list(classes) if isinstance(classes, (list, tuple)) else None
 
 
 def labels_of(data: torch.utils.data.Dataset) -> torch.Tensor | None:
@@ -146,15 +173,28 @@ def check_model(model) -> None:
         raise ValueError(f"{model.name} has no head (num_classes=0), so it outputs "
                          f"{model.num_features} features, not class scores. Put one first: "
                          f"tlkit.replace_head(model, len(train_data.classes))")
+    if isinstance(model, Backbone):
+        first = next((m for m in model.head.modules() if isinstance(m, nn.Linear)), None)
+        if first is not None and first.in_features != model.num_features:
+            raise ValueError(f"{model.name}'s head takes {first.in_features} features but the "
+                             f"backbone gives {model.num_features}: build it as "
+                             f"nn.Linear(model.num_features, n), or use tlkit.replace_head(model, n)")
 
 
 def check_labels(model: nn.Module, data: torch.utils.data.Dataset, *, name: str) -> None:
     """Labels must be class indices the model has an output for; checked before any step."""
+    width = output_width(model)
+    classes = classes_of(data)
+    if classes is not None and width is not None and width != len(classes):
+        head = " (the ImageNet head)" if isinstance(model, Backbone) and width == 1000 else ""
+        raise ValueError(f"{name} has {len(classes)} classes {classes[:5]}, but the model gives "
+                         f"{width} class scores{head}. Build the head for these classes: "
+                         f"tlkit.get_backbone(..., num_classes={len(classes)}) or "
+                         f"tlkit.replace_head(model, {len(classes)})")
     labels = labels_of(data)
     if labels is None or not len(labels):
         return
     lo, hi = int(labels.min()), int(labels.max())
-    width = output_width(model)
     if lo < 0:
         raise ValueError(f"{name} has a label {lo}: labels must be class indices 0, 1, 2, ...")
     if width is not None and hi >= width:
@@ -183,10 +223,11 @@ def explain_forward_error(model: nn.Module, x: torch.Tensor, err: Exception) -> 
     shape = tuple(x.shape)
     if "Expected more than 1 value per channel" in text:
         return (f"a batch of {shape[0]} example(s) reached a batch-norm layer in training mode, "
-                f"which needs at least 2 to compute statistics: use batch_size >= 2")
+                f"which needs at least 2 to compute statistics: use batch_size >= 2, and a "
+                f"data set of at least 2 examples")
     weight = next((p for p in model.parameters() if p.is_floating_point()), None)
     if weight is not None and x.is_floating_point() and x.dtype != weight.dtype \
-            and "dtype" in text:
+            and ("dtype" in text or "Input type" in text):
         return (f"the data is {x.dtype} but the model's weights are {weight.dtype}: convert "
                 f"one of them, e.g. x.to({weight.dtype})")
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
@@ -198,6 +239,10 @@ def explain_forward_error(model: nn.Module, x: torch.Tensor, err: Exception) -> 
     if x.dim() == 2 and convs:
         return (f"the model is a convolutional network but got vectors {shape} (cached "
                 f"features?). Train its head on them: tlkit.fit(model.head, (x, y))")
+    if "mat1 and mat2" in text and x.dim() == 4 and convs and not any(
+            isinstance(m, nn.Flatten) for m in model.modules()):
+        return ("the convolutions' output reaches a Linear layer without being flattened: put "
+                "nn.Flatten() between the pooling and the Linear")
     if "mat1 and mat2" in text and first_linear is not None and x.dim() == 2 and not convs:
         return (f"the first layer takes {first_linear.in_features} numbers per example but the "
                 f"data has {shape[1]}: build it as nn.Linear({shape[1]}, ...) "

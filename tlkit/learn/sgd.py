@@ -36,13 +36,16 @@ def sgd_step(params: Iterable[torch.Tensor], lr: float, momentum: float = 0.0,
     """
     # A NaN or infinite rate would write NaN into every weight, silently: refuse it here.
     lr = number("lr", lr, min=0, hint="The learning rate α is a small positive number such as 0.1")
-    momentum = number("momentum", momentum, min=0)
+    momentum = number("momentum", momentum, min=0, max=0.999,
+                      hint="At 1 or above the velocity never decays and the steps grow")
     weight_decay = number("weight_decay", weight_decay, min=0)
     if state is None:
         state = {}
     elif not isinstance(state, dict):
         raise TypeError(f"state must be the dict the previous sgd_step returned (or None), got "
                         f"{type(state).__name__}")
+    if isinstance(params, torch.nn.Module):
+        params = params.parameters()  # sgd_step(model, ...) means its parameters
     if isinstance(params, torch.Tensor):
         params = [params]  # one tensor, not its rows
     params = list(params)
@@ -54,10 +57,18 @@ def sgd_step(params: Iterable[torch.Tensor], lr: float, momentum: float = 0.0,
         if not isinstance(p, torch.Tensor):
             raise TypeError(f"sgd_step takes tensors (model.parameters()), got "
                             f"{type(p).__name__}")
+    if not any(p.requires_grad for p in params):
+        raise ValueError("none of these tensors is trainable (requires_grad=False): pass "
+                         "model.parameters(), not model.state_dict() or copies of the weights")
     with_grad = [p for p in params if p.grad is not None]
-    if not with_grad and any(p.requires_grad for p in params):
+    if not with_grad:
         raise ValueError("none of the parameters has a gradient: call loss.backward() before "
                          "sgd_step (and model.zero_grad() before that)")
+    # Checked before any update: one NaN gradient would spread into every weight it touches.
+    if any(not torch.isfinite(p.grad).all() for p in with_grad):
+        raise FloatingPointError("a gradient holds NaN or infinite values (the loss blew up, or "
+                                 "the data has NaNs): no weight was changed. Lower the learning "
+                                 "rate, or check the inputs")
     for p in with_grad:
         step = p.grad
         if weight_decay != 0:

@@ -22,32 +22,19 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..core.checks import choice, describe, integer, number, writable_folder
+from ..core.checks import choice, describe, flag, integer, number, writable_folder
 from ..core.device import as_device, autocast_dtype
 from ..core.seed import seed_everything
 from ..models.backbone import Backbone
 from ..models.surgery import group_learning_rates, param_groups
 from .checkpoint import load_checkpoint, model_signature, optimizer_signature, save_atomically
+from . import guards
+from .guards import CPUTrainingWarning, TrainingDiverged, diverged_message, loss_bound
 from .history import History
 from .inputs import (Data, as_dataset, batches, check_batch_labels, check_labels, check_model,
                      explain_forward_error, output_width)
 
 __all__ = ["fit", "evaluate", "History", "CPUTrainingWarning", "TrainingDiverged", "Data"]
-
-# Warn about CPU training when one epoch looks longer than this (seconds).
-CPU_WARNING_SECONDS = 20.0
-
-
-class CPUTrainingWarning(UserWarning):
-    """Training runs on the CPU and will take a while."""
-
-
-class TrainingDiverged(FloatingPointError):
-    """The loss became NaN, infinite or absurdly large; ``history`` holds the finished epochs."""
-
-    def __init__(self, message: str, history: History) -> None:
-        super().__init__(message)
-        self.history = history
 
 
 def _make_optimizer(model: nn.Module, optimizer: str | Callable, lr: float | slice,
@@ -142,6 +129,8 @@ def fit(model: nn.Module, train_data: Data, *, val_data: Data | None = None, epo
     momentum = number("momentum", momentum, min=0, max=0.999)
     weight_decay = number("weight_decay", weight_decay, min=0)
     choice("scheduler", scheduler, (None, "cosine"))
+    resume, progress = flag("resume", resume), flag("progress", progress)
+    mixed_precision = flag("mixed_precision", mixed_precision)
     group_learning_rates(lr, 1)  # a bad lr fails here, not after the model moved
     if on_batch is not None and not callable(on_batch):
         raise TypeError("on_batch must be a function (epoch, step, loss) or None")
@@ -152,6 +141,8 @@ def fit(model: nn.Module, train_data: Data, *, val_data: Data | None = None, epo
     if val_data is not None:
         val_data = as_dataset(val_data, name="val_data")
         check_labels(model, val_data, name="val_data")
+        guards.check_classes_match(dataset, val_data)
+    guards.warn_about_setup(model, dataset)
     ckpt = None
     if checkpoint_dir is not None:
         ckpt = writable_folder(checkpoint_dir, what="checkpoint_dir",
@@ -180,8 +171,13 @@ def fit(model: nn.Module, train_data: Data, *, val_data: Data | None = None, epo
             scaler.load_state_dict(state["scaler"])
         history = History(state["history"], state.get("marks", {}))
         start_epoch = state["epoch"] + 1
-        if progress:
-            tqdm.write(f"resuming from {ckpt} after epoch {start_epoch} of {epochs}")
+        if start_epoch >= epochs:
+            warnings.warn(f"{ckpt} already holds {start_epoch} finished epoch(s), so there is "
+                          f"nothing left to train for epochs={epochs}: pass "
+                          f"epochs={start_epoch + 1} or more to go on", stacklevel=2)
+        elif progress:
+            tqdm.write(f"resuming from {ckpt} after epoch {start_epoch} of {epochs}; the "
+                       f"checkpoint's learning rates and optimizer state go on")
     elif ckpt is not None and ckpt.is_file():
         warnings.warn(f"{ckpt} holds an earlier run and will be overwritten after this epoch; "
                       f"pass resume=True to continue that run instead", stacklevel=2)
@@ -214,8 +210,8 @@ def fit(model: nn.Module, train_data: Data, *, val_data: Data | None = None, epo
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                 try:
                     logits = _forward(model, x, first=step == 0 and epoch == start_epoch)
-                except (ValueError, TypeError):
-                    model.load_state_dict(good)  # a batch-norm counter may have moved
+                except Exception:
+                    model.load_state_dict(good)  # batch-norm statistics may have moved
                     raise
                 if width is None:
                     width = logits.shape[1]
@@ -224,9 +220,10 @@ def fit(model: nn.Module, train_data: Data, *, val_data: Data | None = None, epo
             value = loss.item()
             first_loss = value if first_loss is None else first_loss
             # Checked before the step: a NaN gradient applied once ruins every weight.
-            if not math.isfinite(value) or value > max(100.0, 50 * first_loss):
+            if not math.isfinite(value) or value > loss_bound(first_loss):
                 model.load_state_dict(good)
-                raise TrainingDiverged(_diverged(value, first_loss, epoch, step, opt), history)
+                raise TrainingDiverged(diverged_message(value, first_loss, epoch, step, opt, x),
+                                       history)
             opt.zero_grad(set_to_none=True)
             if scaler is not None:
                 scaler.scale(loss).backward()
@@ -240,17 +237,24 @@ def fit(model: nn.Module, train_data: Data, *, val_data: Data | None = None, epo
             count += len(y)
             bar.set_postfix(loss=f"{total_loss / count:.3f}")
             if step == 1 and not on_gpu and epoch == start_epoch:
-                _warn_if_slow(time.perf_counter() - started, len(loader), epochs - epoch)
+                guards.warn_if_slow(time.perf_counter() - started, len(loader), epochs - epoch)
             if on_batch is not None:
                 on_batch(epoch, step, value)
-        if sched is not None:
-            sched.step()
-
+        # The rate this epoch used, before the scheduler sets the next one.
         record = {"epoch": epoch + 1, "train_loss": total_loss / count,
                   "train_acc": correct / count, "lr": opt.param_groups[-1]["lr"]}
+        if sched is not None:
+            sched.step()
         if val_data is not None:
             metrics = evaluate(model, val_data, batch_size=batch_size, device=device)
             record.update(val_loss=metrics["loss"], val_acc=metrics["acc"])
+        # The epoch's last step was never checked by a loss after it: check its result.
+        if guards.blown_up(model) or not math.isfinite(record.get("val_loss", 0.0)) or \
+                record.get("val_loss", 0.0) > loss_bound(first_loss):
+            value = float("nan") if guards.blown_up(model) else record["val_loss"]
+            model.load_state_dict(good)
+            raise TrainingDiverged(diverged_message(value, first_loss, epoch, step, opt,
+                                                    after_epoch=True), history)
         record["seconds"] = time.perf_counter() - started
         history.records.append(record)
         if progress:
@@ -268,23 +272,3 @@ def fit(model: nn.Module, train_data: Data, *, val_data: Data | None = None, epo
                 "optimizer_kind": type(opt).__name__,
                 "optimizer_signature": optimizer_signature(opt)})
     return history
-
-
-def _diverged(value: float, first: float, epoch: int, step: int, opt) -> str:
-    rate = max(g["lr"] for g in opt.param_groups)
-    what = f"became {value}" if not math.isfinite(value) else f"reached {value:.3g}"
-    return (f"training stopped at epoch {epoch + 1}, step {step}: the loss {what} (it started "
-            f"at {first:.3g}), so the learning rate is probably too high. The weights were put "
-            f"back to the start of epoch {epoch + 1}, before the bad step; finished epochs are "
-            f"in err.history. Try a rate 10× lower, e.g. lr={rate / 10:.1g}.")
-
-
-def _warn_if_slow(two_steps: float, steps: int, epochs_left: int) -> None:
-    per_epoch = two_steps / 2 * steps
-    if per_epoch > CPU_WARNING_SECONDS:
-        warnings.warn(
-            f"Training on the CPU: about {per_epoch:.0f} s per epoch ({steps} batches), "
-            f"{per_epoch * epochs_left / 60:.1f} min for the {epochs_left} epoch(s) left. A GPU "
-            f"is much faster (on Colab: Runtime → Change runtime type → GPU); or use cached "
-            f"features (tlkit.extract_features) or smaller images.",
-            CPUTrainingWarning, stacklevel=3)

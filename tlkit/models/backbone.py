@@ -45,6 +45,15 @@ class Backbone(nn.Module):
         # training (their running statistics are kept); "train": they follow model.train().
         self.bn_mode = "frozen"
 
+    def __setattr__(self, name: str, value) -> None:
+        # The torchvision tutorial writes model.fc = nn.Linear(...): on a Backbone that would
+        # add a module nobody calls, and training would go on with the old head, silently.
+        if name in ("fc", "classifier", "last_linear") and isinstance(value, nn.Module):
+            raise AttributeError(
+                f"a tlkit Backbone's classifier is model.head, not model.{name}: write "
+                f"model.head = nn.Linear(model.num_features, n), or tlkit.replace_head(model, n)")
+        super().__setattr__(name, value)
+
     @property
     def num_classes(self) -> int:
         """Width of the head's output; 0 when there is no head (``num_classes=0``)."""
@@ -107,6 +116,10 @@ class Backbone(nn.Module):
         if x.dim() != 4:
             raise ValueError(f"{self.name} takes images of shape (N, {self.in_channels}, H, W), "
                              f"got {shape}")
+        if shape[1] != self.in_channels and shape[3] == self.in_channels:
+            raise ValueError(f"{self.name} got images {shape} with the colour channels last "
+                             f"(N, H, W, C); it takes (N, C, H, W): pass x.permute(0, 3, 1, 2), "
+                             f"or build them with T.ToTensor() / model.weights.transforms()")
         if shape[1] != self.in_channels:
             raise ValueError(
                 f"{self.name} takes {self.in_channels}-channel (RGB) images, got {shape[1]} "

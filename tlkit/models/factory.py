@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..core.checks import describe, integer
+from ..core.checks import describe, flag, integer
 from .backbone import Backbone
 from .weights import BadWeightsFile, Weights
 from .zoo import REGISTRY as _REGISTRY
@@ -72,6 +72,7 @@ def get_backbone(name: str, *, weights: str | None = "imagenet", num_classes: in
     if num_classes is not None:
         num_classes = integer("num_classes", num_classes, min=0,
                               hint="None keeps the ImageNet head, 0 removes it, n puts a new one")
+    progress = flag("progress", progress)
     if cache_dir is not None and not isinstance(cache_dir, (str, os.PathLike)):
         raise TypeError(f"cache_dir must be a folder path, got {describe(cache_dir)}")
     entry = _entry(name)

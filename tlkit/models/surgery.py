@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from ..core.checks import choice, integer, number
+from ..core.checks import choice, flag, integer, number
 from .backbone import Backbone, require_backbone
 
 __all__ = ["layer_groups", "freeze", "unfreeze", "freeze_to", "unfreeze_last", "replace_head",
@@ -98,8 +98,9 @@ def unfreeze_last(model: Backbone, n: int) -> Backbone:
 
 
 def replace_head(model: Backbone, num_classes: int, *, hidden: int | None = None,
-                 dropout: float = 0.0) -> nn.Module:
+                 dropout: float = 0.0) -> Backbone:
     """Put a new randomly initialised head: one linear layer, or two with ``hidden`` units.
+    Returns the model, like the other surgery functions (the new head is ``model.head``).
 
     Example: ``replace_head(model, 5, hidden=256, dropout=0.2)``
     """
@@ -108,12 +109,13 @@ def replace_head(model: Backbone, num_classes: int, *, hidden: int | None = None
                           hint="the number of classes, e.g. len(train.classes)")
     dropout = number("dropout", dropout, min=0, max=0.99)
     if hidden is None:
-        return model.reset_head(num_classes, dropout=dropout)
+        model.reset_head(num_classes, dropout=dropout)
+        return model
     hidden = integer("hidden", hidden, min=1)
     model.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(model.num_features, hidden),
                                nn.ReLU(inplace=True), nn.Dropout(dropout),
                                nn.Linear(hidden, num_classes))
-    return model.head
+    return model
 
 
 def group_learning_rates(lr: float | slice, n: int) -> list[float]:
@@ -181,6 +183,8 @@ def count_parameters(model: nn.Module, *, trainable: bool | None = None) -> int:
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"count_parameters takes a torch nn.Module, got {type(model).__name__}")
+    if trainable is not None:
+        trainable = flag("trainable", trainable)
     return sum(p.numel() for p in model.parameters()
                if trainable is None or p.requires_grad == trainable)
 

@@ -23,7 +23,7 @@ from typing import Any, Mapping
 
 import torch
 
-from ..core.checks import integer
+from ..core.checks import flag, integer
 from ..data.download import DownloadError, download, file_digest, wrong_content
 
 __all__ = ["Weights", "WeightsNotAvailable", "BadWeightsFile", "hub_checkpoint_dir"]
@@ -71,6 +71,7 @@ class Weights:
         """
         from torchvision import transforms as T  # here, not at import: torchvision is slow to load
 
+        augment = flag("augment", augment)
         crop = self.crop if size is None else integer(
             "size", size, min=1, max=4096, hint="the side of the square crop in pixels, e.g. 224")
         resize = round(crop * self.resize / self.crop)

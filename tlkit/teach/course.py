@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..core.checks import flag
 from ..core.device import available_cpus, default_device, environment
 from ..core.seed import seed_everything
 
@@ -42,6 +43,7 @@ def setup(*, full: bool = False, seed: int = 0, quiet: bool = False) -> Setup:
 
     Example: ``course = tlkit.setup(full=False)``
     """
+    full, quiet = flag("full", full), flag("quiet", quiet)  # "False" in quotes would be True
     seed_everything(seed)
     full = full or os.environ.get("TLKIT_FULL", "").strip().lower() in ("1", "true", "yes")
     device = default_device()

@@ -28,6 +28,9 @@ def latency(model: nn.Module, *, size: int = 224, batch_size: int = 1, repeats: 
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"latency takes a torch nn.Module, got {type(model).__name__}")
+    if not any(isinstance(m, nn.Conv2d) for m in model.modules()):
+        raise TypeError("latency times a network that takes images (N, 3, size, size); this one "
+                        "has no convolutions (a head?): time the whole backbone instead")
     size = integer("size", size, min=1)
     batch_size = integer("batch_size", batch_size, min=1)
     repeats = integer("repeats", repeats, min=1)

@@ -26,13 +26,20 @@ class Quiz:
         if not isinstance(options, Mapping) or not options:
             raise TypeError("options must map letters to answers, e.g. "
                             "options={'a': 'the first layers', 'b': 'the last layers'}")
-        if answer not in options:
+        options = {str(k): v for k, v in options.items()}  # 1, 2, 3 work as keys too
+        if str(answer) not in options:
             raise ValueError(f"answer {answer!r} is not one of the options {list(options)}")
-        self.question, self.options, self.answer = question, dict(options), answer
-        self.explain, self.wrong = explain, dict(wrong or {})
+        self.question, self.options, self.answer = question, options, str(answer)
+        self.explain, self.wrong = explain, {str(k): v for k, v in dict(wrong or {}).items()}
+
+    def _option(self, choice) -> str | None:
+        """``choice`` as one of the option keys: " A" and "a" both mean option a."""
+        text = str(choice).strip()
+        return next((k for k in self.options if k == text or k.lower() == text.lower()), None)
 
     def feedback(self, choice: str) -> str:
         """The text shown for ``choice``."""
+        choice = self._option(choice) or choice
         if choice not in self.options:
             return f"Choose one of {', '.join(self.options)}."
         if choice == self.answer:
@@ -43,7 +50,7 @@ class Quiz:
     def check(self, choice: str) -> bool:
         """Print the feedback for ``choice``; True if it is right."""
         print(self.feedback(choice))
-        return choice == self.answer
+        return self._option(choice) == self.answer
 
     def __repr__(self) -> str:
         lines = [self.question] + [f"  {k}) {v}" for k, v in self.options.items()]

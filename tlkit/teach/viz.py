@@ -24,9 +24,17 @@ def _axes(ax):
     return ax
 
 
-def plot_history(history: "History", *, metrics: Sequence[str] = ("train_loss", "val_loss"),
+def _one_axes(ax):
+    if ax is not None and not hasattr(ax, "plot"):
+        raise TypeError(f"ax must be one matplotlib Axes, got {type(ax).__name__}; from "
+                        f"plt.subplots(1, 2) pass one of them, e.g. ax=axes[0]")
+    return _axes(ax)
+
+
+def plot_history(history: "History", *, metrics: Sequence[str] | None = None,
                  ax: Any = None):
-    """Curves of ``metrics`` per epoch; a dashed line marks each of ``history.marks``.
+    """Curves of ``metrics`` per epoch (default: the training and, if recorded, validation
+    loss); a dashed line marks each of ``history.marks``.
 
     Example: ``tlkit.plot_history(history, metrics=["train_acc", "val_acc"])``
     """
@@ -35,6 +43,8 @@ def plot_history(history: "History", *, metrics: Sequence[str] = ("train_loss", 
     if not isinstance(history, History):
         raise TypeError(f"plot_history takes the History that tlkit.fit returns, got "
                         f"{type(history).__name__}")
+    if metrics is None:  # the losses it has: val_loss only when fit was given val_data
+        metrics = [m for m in ("train_loss", "val_loss") if m in history.metrics]
     if isinstance(metrics, str):  # "val_acc" alone would otherwise be read letter by letter
         metrics = [metrics]
     if not len(history):
@@ -44,7 +54,7 @@ def plot_history(history: "History", *, metrics: Sequence[str] = ("train_loss", 
         raise ValueError(f"no metric {', '.join(map(repr, unknown)) or '(none given)'} in this "
                          f"history; it has: {', '.join(history.metrics)} (val_* only when fit "
                          f"was given val_data)")
-    ax = _axes(ax)
+    ax = _one_axes(ax)
     epochs = history["epoch"]
     for name in metrics:
         values = history[name]
@@ -66,12 +76,8 @@ def plot_data_efficiency(results: Mapping[str, Mapping[int, Sequence[float]]], *
 
     ``results[method][k]`` is the list of accuracies over seeds with ``k`` labels per class.
     """
-    if not isinstance(results, Mapping) or not results or not all(
-            isinstance(by_k, Mapping) and by_k and all(len(v) for v in by_k.values())
-            for by_k in results.values()):
-        raise ValueError("results must map each method to {k: [accuracy per seed]}, e.g. "
-                         "{'features + LR': {2: [0.8, 0.85], 5: [0.9, 0.92]}}")
-    ax = _axes(ax)
+    results = _as_results(results)
+    ax = _one_axes(ax)
     for method, by_k in results.items():
         ks = sorted(by_k)
         means = [float(np.mean(by_k[k])) for k in ks]
@@ -88,9 +94,38 @@ def plot_data_efficiency(results: Mapping[str, Mapping[int, Sequence[float]]], *
     return ax
 
 
+def _as_results(results) -> dict[str, dict[int, list[float]]]:
+    """``{method: {k: [accuracies]}}`` with whole-number k > 0; one accuracy may stand alone."""
+    example = "{'features + LR': {2: [0.8, 0.85], 5: [0.9, 0.92]}}"
+    if not isinstance(results, Mapping) or not results:
+        raise ValueError(f"results must map each method to {{k: [accuracy per seed]}}, e.g. "
+                         f"{example}")
+    clean = {}
+    for method, by_k in results.items():
+        if not isinstance(by_k, Mapping) or not by_k:
+            raise ValueError(f"results[{method!r}] must map k to accuracies, e.g. {example}")
+        clean[method] = {}
+        for k, values in by_k.items():
+            try:
+                k = int(k)  # JSON turns the k into strings: "10" sorts before "2"
+            except (TypeError, ValueError):
+                raise ValueError(f"results[{method!r}] has the key {k!r}: keys are labels per "
+                                 f"class (whole numbers)") from None
+            values = [values] if isinstance(values, (int, float)) else list(values)
+            if k < 1 or not values:
+                raise ValueError(f"results[{method!r}][{k}] needs k >= 1 and at least one "
+                                 f"accuracy per seed, e.g. {example}")
+            clean[method][k] = [float(v) for v in values]
+    return clean
+
+
 def show_images(data: "ImageDataset", *, n: int = 8, ax: Any = None,
                 title: bool = True):
-    """The first ``n`` images of a tlkit data set in a row, titled with their class."""
+    """``n`` images spread over a tlkit data set, in a row, titled with their class (the
+    images as stored, before the transform).
+
+    Example: ``tlkit.show_images(train, n=8)``
+    """
     import matplotlib.pyplot as plt
 
     from ..core.checks import integer
@@ -104,10 +139,15 @@ def show_images(data: "ImageDataset", *, n: int = 8, ax: Any = None,
     n = min(n, len(data))
     if ax is None:
         _, ax = plt.subplots(1, n, figsize=(1.6 * n, 1.9))
-    axes = np.atleast_1d(ax)
-    for i, a in enumerate(axes[:n]):
-        a.imshow(data.load_image(i))
+    axes = np.atleast_1d(ax).ravel()
+    if len(axes) < n:
+        raise ValueError(f"{n} images need {n} axes, got {len(axes)}: pass n={len(axes)}, or "
+                         f"ax=plt.subplots(1, {n})[1]")
+    # Spread over the whole set: tlkit's data sets are sorted by class, so the first n images
+    # would all show the first class.
+    for a, i in zip(axes[:n], np.linspace(0, len(data) - 1, n).round().astype(int)):
+        a.imshow(data.load_image(int(i)))
         a.set_axis_off()
         if title:
-            a.set_title(data.classes[data.targets[i]], fontsize=8)
+            a.set_title(data.classes[data.targets[int(i)]], fontsize=8)
     return axes
