@@ -38,11 +38,17 @@ STATEMENTS = {
 }
 
 
-def run_once(code: str, env: dict) -> float:
+def run_once(code: str, env: dict) -> tuple[float, float]:
+    """Wall seconds and peak resident memory (MB) of one fresh interpreter running ``code``."""
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code], env=env, check=True,
-                   stdout=subprocess.DEVNULL, cwd="/")
-    return time.perf_counter() - started
+    child = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL,
+                             cwd="/")
+    _, status, usage = os.wait4(child.pid, 0)  # the child's own peak RSS, in KiB on Linux
+    seconds = time.perf_counter() - started
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode:
+        raise SystemExit(f"{code!r} failed with exit code {child.returncode}")
+    return seconds, usage.ru_maxrss / 1024
 
 
 def main() -> None:
@@ -54,11 +60,14 @@ def main() -> None:
     if args.tree:
         env["PYTHONPATH"] = os.path.abspath(args.tree)
     times = {name: [] for name in STATEMENTS}
+    memory = {name: [] for name in STATEMENTS}
     for name, code in STATEMENTS.items():  # one untimed run each: the disk cache warms up
         run_once(code, env)
     for round_ in range(args.runs):
         for name, code in STATEMENTS.items():
-            times[name].append(run_once(code, env))
+            seconds, megabytes = run_once(code, env)
+            times[name].append(seconds)
+            memory[name].append(megabytes)
         print(f"round {round_ + 1}: " + "  ".join(f"{n} {t[-1]:.2f}s" for n, t in times.items()),
               flush=True)
     medians = {name: statistics.median(t) for name, t in times.items()}
@@ -66,7 +75,8 @@ def main() -> None:
     print(f"\nmedians of {args.runs} interleaved runs (load average {load:.2f}, "
           f"{os.cpu_count()} CPUs, python {sys.version.split()[0]}):")
     for name, seconds in medians.items():
-        print(f"  {name:<20} {seconds:6.2f} s   {seconds / medians['import torch']:5.2f} × torch")
+        print(f"  {name:<20} {seconds:6.2f} s   {seconds / medians['import torch']:5.2f} × torch"
+              f"   peak {statistics.median(memory[name]):6.0f} MB")
     torch_s, tlkit_s = medians["import torch"], medians["import tlkit"]
     print(f"P7 import_ratio={tlkit_s / torch_s:.2f} tlkit_s={tlkit_s:.2f} torch_s={torch_s:.2f}")
 
