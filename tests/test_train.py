@@ -414,7 +414,7 @@ def test_an_empty_validation_set_is_refused_before_training():
     ({"batch_size": 0}, ValueError, "batch_size must be >= 1"),
     ({"epochs": 2.5}, TypeError, "epochs must be a whole number"),
     ({"seed": "0"}, TypeError, r"seed must be a whole number.*seed=0"),
-    ({"seed": -1}, ValueError, "seed must be >= 0"),
+    ({"seed": -1}, ValueError, "seed must be between 0 and 4294967295, got -1"),
     ({"lr": float("nan")}, ValueError, "lr must be a finite number"),
     ({"lr": "1e-3"}, TypeError, "lr must be a number"),
     ({"lr": slice(1e-3, 1e-5)}, ValueError, "0 < lo <= hi"),

@@ -107,6 +107,10 @@ def _whole(value: Any) -> bool:
 
 def _check_range(name: str, value: float, lo: float | None, hi: float | None, hint: str) -> None:
     if (lo is not None and value < lo) or (hi is not None and value > hi):
-        bounds = (f">= {lo:g}" if hi is None else f"<= {hi:g}" if lo is None
-                  else f"between {lo:g} and {hi:g}")
-        raise ValueError(f"{name} must be {bounds}, got {value:g}" + (f". {hint}" if hint else ""))
+        def show(x):  # whole numbers in full (4294967295, not 4.29497e+09)
+            return str(x) if isinstance(x, int) else f"{x:g}"
+
+        bounds = (f">= {show(lo)}" if hi is None else f"<= {show(hi)}" if lo is None
+                  else f"between {show(lo)} and {show(hi)}")
+        raise ValueError(f"{name} must be {bounds}, got {show(value)}"
+                         + (f". {hint}" if hint else ""))

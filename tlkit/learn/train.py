@@ -124,7 +124,7 @@ def fit(model: nn.Module, train_data: Data, *, val_data: Data | None = None, epo
     check_model(model)
     epochs = integer("epochs", epochs, min=1)
     batch_size = integer("batch_size", batch_size, min=1)
-    seed = integer("seed", seed, min=0)
+    seed = integer("seed", seed, min=0, max=2**32 - 1)
     num_workers = integer("num_workers", num_workers, min=0)
     momentum = number("momentum", momentum, min=0, max=0.999)
     weight_decay = number("weight_decay", weight_decay, min=0)
