@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
-__all__ = ["integer", "number", "flag", "choice", "writable_folder", "describe"]
+__all__ = ["integer", "number", "flag", "choice", "writable_folder", "describe", "first_line"]
 
 
 def describe(value: Any) -> str:
@@ -23,6 +23,12 @@ def describe(value: Any) -> str:
     if len(text) > 60:
         text = text[:57] + "..."
     return f"{text} ({type(value).__name__})"
+
+
+def first_line(err: BaseException | str, limit: int = 200) -> str:
+    """The first line of an error's message, shortened: to quote a library inside ours."""
+    text = str(err).strip()
+    return text.splitlines()[0][:limit] if text else ("" if isinstance(err, str) else type(err).__name__)
 
 
 def integer(name: str, value: Any, *, min: int | None = None, max: int | None = None,

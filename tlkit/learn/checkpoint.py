@@ -14,6 +14,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..core.checks import first_line
+
 __all__ = ["model_signature", "optimizer_signature", "save_atomically", "load_checkpoint",
            "CheckpointMismatch"]
 
@@ -85,5 +87,5 @@ def load_checkpoint(path: Path, *, model: nn.Module, optimizer: torch.optim.Opti
         model.load_state_dict(saved)
     except (RuntimeError, ValueError, KeyError) as err:  # an old checkpoint without signatures
         raise CheckpointMismatch(f"The checkpoint {path} does not fit this {name} or its "
-                                 f"optimizer ({str(err).splitlines()[0][:160]}). {ways_out}") from None
+                                 f"optimizer ({first_line(err, 160)}). {ways_out}") from None
     return state

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..core.checks import describe
+from ..core.checks import describe, first_line
 from ..models.backbone import Backbone
 
 __all__ = ["Data", "as_dataset", "batches", "check_model", "check_labels",
@@ -121,7 +121,7 @@ def batches(loader, *, name: str):
                 raise ValueError(f"the images of {name} come in different sizes, so they cannot "
                                  f"form a batch: use a transform that resizes and crops to one "
                                  f"size, e.g. model.weights.transforms() "
-                                 f"({str(err).splitlines()[0][:120]})") from None
+                                 f"({first_line(err, 120)})") from None
             raise
         yield batch
 

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..core.checks import choice, describe, flag, integer, number, writable_folder
+from ..core.checks import choice, describe, first_line, flag, integer, number, writable_folder
 from ..core.device import as_device, autocast_dtype
 from ..core.seed import seed_everything
 from ..models.backbone import Backbone
@@ -66,7 +66,7 @@ def _forward(model: nn.Module, x: torch.Tensor, first: bool) -> torch.Tensor:
         why = explain_forward_error(model, x, err)
         if why is None:
             raise
-        raise ValueError(f"{why}. ({str(err).splitlines()[0][:160]})") from None
+        raise ValueError(f"{why}. ({first_line(err, 160)})") from None
     if not torch.is_tensor(out) or out.dim() != 2:
         got = (f"a tensor of shape {tuple(out.shape)}" if torch.is_tensor(out) else
                f"a {type(out).__name__} of {len(out)} outputs" if isinstance(out, (tuple, list))

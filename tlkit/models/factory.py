@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..core.checks import describe, flag, integer
+from ..core.checks import describe, first_line, flag, integer
 from .backbone import Backbone
 from .weights import BadWeightsFile, Weights
 from .zoo import REGISTRY as _REGISTRY
@@ -85,7 +85,7 @@ def get_backbone(name: str, *, weights: str | None = "imagenet", num_classes: in
             path = entry.weights.file_path(cache_dir)
             raise BadWeightsFile(entry.weights.bad_file_message(
                 model_name=name, path=path,
-                why=f"it holds the weights of another network ({_first_line(err)})")) from None
+                why=f"it holds the weights of another network ({first_line(err)})")) from None
         chosen = entry.weights
     else:
         chosen = replace(entry.weights, name=f"{name}.random", pretrained=False, url=None,
@@ -125,11 +125,6 @@ def _timm_has(name: str) -> bool:
         return name in timm.list_models(name)
     except ImportError:
         return False
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0][:200] if text else type(err).__name__
 
 
 def _in_features(head: nn.Module) -> int:

@@ -23,7 +23,7 @@ from typing import Any, Mapping
 
 import torch
 
-from ..core.checks import flag, integer
+from ..core.checks import first_line, flag, integer
 from ..data.download import DownloadError, download, file_digest, wrong_content
 
 __all__ = ["Weights", "WeightsNotAvailable", "BadWeightsFile", "hub_checkpoint_dir"]
@@ -118,7 +118,7 @@ class Weights:
                 reason = err.__cause__ or str(err).split(". ")[0]
                 raise WeightsNotAvailable(
                     f"No ImageNet weights for {model_name!r}: {path} is not on disk and could "
-                    f"not be downloaded ({_first_line(reason)}).\n"
+                    f"not be downloaded ({first_line(reason)}).\n"
                     f"To use them offline, download {self.url} on a machine with internet and "
                     f"copy it to exactly {path} (or pass cache_dir= to the folder holding it). "
                     f"Or build without them: get_backbone({model_name!r}, weights=None). "
@@ -146,7 +146,7 @@ class Weights:
                 if "weights_only" in str(err) or "Unpickler" in str(err):
                     why = "it holds Python objects besides tensors, so it is not a plain weights file"
                 else:
-                    why = f"it could not be read, it is truncated or corrupt ({_first_line(err)})"
+                    why = f"it could not be read, it is truncated or corrupt ({first_line(err)})"
             else:
                 if isinstance(state, dict) and "state_dict" in state and len(state) < 8:
                     state = state["state_dict"]  # a training checkpoint around the weights
@@ -184,8 +184,3 @@ def _hash_mismatch(path: Path) -> str | None:
 
 
 _HASH_IN_NAME = re.compile(r"-([a-f0-9]{8,})\.")  # the same pattern torch.hub uses
-
-
-def _first_line(err: BaseException | str) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0][:200] if text else repr(err)
