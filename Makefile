@@ -7,14 +7,25 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.tlkit-installed
 
-.PHONY: demo test install chromium doctor bench badges exercises grade-demo clean-venv
+.PHONY: demo test install chromium bubblewrap doctor bench badges exercises grade-demo clean-venv
 
-$(STAMP): pyproject.toml constraints.txt
+# tlkit for the lessons and tests, and grader/ (tlgrade: nbgrader, answer keys, sandbox) for
+# instructors and CI. A student's install is tlkit alone.
+$(STAMP): pyproject.toml grader/pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -c constraints.txt -e ".[dev]"
+	$(PY) -m pip install -c constraints.txt -e ".[dev]" -e grader
 	@touch $@
 
-install: $(STAMP) chromium
+install: $(STAMP) chromium bubblewrap
+
+# Grading runs every submission inside bubblewrap (Debian's bwrap). As root, install it here.
+bubblewrap:
+	@if command -v bwrap >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get install -y -qq bubblewrap >/dev/null || \
+		{ apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null; } || \
+		echo "could not install bubblewrap: grading tests will fail (apt-get install bubblewrap)"; \
+	else echo "bubblewrap is missing: as root run  apt-get install bubblewrap  (grading needs it)"; fi
 
 # The browser test drives Debian's Chromium. Install it here, not during the tests: as root with
 # apt-get (the package registries reachable); otherwise say how, and let that test fail loudly.
@@ -30,7 +41,7 @@ demo: $(STAMP)
 	$(PY) -m tlkit demo
 
 # The venv's bin/ goes first on PATH: nbgrader runs `alembic` from there.
-test: $(STAMP) chromium
+test: $(STAMP) chromium bubblewrap
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest
 
 doctor: $(STAMP)
@@ -57,5 +68,5 @@ exercises: $(STAMP)
 	done
 
 # The whole nbgrader chain, offline, on sample submissions; prints the grades CSV.
-grade-demo: $(STAMP)
+grade-demo: $(STAMP) bubblewrap
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) tools/grade_demo.py

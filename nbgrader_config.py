@@ -2,14 +2,17 @@
 
 solutions/<assignment>/ holds the source notebooks (solutions + hidden tests);
 `nbgrader generate_assignment <assignment>` writes the student version to exercises/<assignment>/.
-The autograde pipeline below is nbgrader's own with two additions from tlkit.grading.nbgrader_plugin
-that make a plain `nbgrader autograde` safe against cheating code in a submission.
+Grading is nbgrader's own pipeline with the instructor-side package tlgrade (grader/) in it:
+each submission runs in a bubblewrap sandbox, and its checks are verified outside it.
 """
 from nbconvert.preprocessors import ClearMetadataPreprocessor
-from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, IgnorePattern,
-                                    LimitOutput, SaveAutoGrades)
+from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearHiddenTests,
+                                    ClearMarkScheme, ClearOutput, ClearSolutions,
+                                    ComputeChecksums, IgnorePattern, IncludeHeaderFooter,
+                                    InstantiateTests, LimitOutput, LockCells, SaveAutoGrades,
+                                    SaveCells)
 
-from tlkit.grading.nbgrader_plugin import ApplyTrustedChecks, SafeExecute, TrustedChecks
+from tlgrade.plugin import ApplyTrustedChecks, EmbedCourseCode, SandboxedExecute
 
 c = get_config()  # noqa: F821 (provided by traitlets when it loads this file)
 
@@ -17,10 +20,12 @@ c.CourseDirectory.course_id = "transfer-learning"
 c.CourseDirectory.source_directory = "solutions"
 c.CourseDirectory.release_directory = "exercises"
 
-# Each cell may run this long in the kernel; an endless loop is interrupted, not waited out.
-c.Execute.timeout = 60
-c.Execute.interrupt_on_timeout = True
-c.TrustedChecks.timeout = 120
+# The course secret (python -m tlgrade secret ~/.tlgrade/secret): hidden inputs per student and
+# a variant per student. Without one, everybody gets the public variant.
+c.CourseSecret.path = ""
+
+# Each cell may run this long; an endless loop is interrupted and the notebook goes on.
+c.SandboxedExecute.timeout = 60
 # Bounded output: a submission that prints without end cannot flood the gradebook or feedback.
 c.LimitOutput.max_lines = 200
 c.LimitOutput.max_traceback = 50
@@ -28,14 +33,24 @@ c.LimitOutput.max_traceback = 50
 # A deleted or replaced test cell comes back from the gradebook's copy.
 c.OverwriteCells.add_missing_cells = True
 
+# nbgrader's release pipeline, with the course code written in first (given a secret).
+c.GenerateAssignment.preprocessors = [
+    EmbedCourseCode, IncludeHeaderFooter, InstantiateTests, LockCells, ClearSolutions, ClearOutput,
+    CheckCellMetadata, ComputeChecksums, SaveCells, ClearHiddenTests, ClearMarkScheme,
+    ComputeChecksums, CheckCellMetadata,
+]
+
 c.Autograde.autograde_preprocessors = [
-    TrustedChecks,        # starts the checks in a separate process, in parallel with the kernel
-    SafeExecute,          # nbgrader's Execute; a kernel the notebook kills ends the run, not the batch
+    SandboxedExecute,     # the notebook and its checks run in the sandbox; verified out here
     IgnorePattern,
     ClearMetadataPreprocessor,
     LimitOutput,
-    ApplyTrustedChecks,   # test cells' outputs come from those checks, verified outside the kernel
+    ApplyTrustedChecks,   # test cells' outputs come from those verdicts, nothing the kernel said
     SaveAutoGrades,
     AssignLatePenalties,
     CheckCellMetadata,
 ]
+
+# Hidden tests stay hidden in the feedback students get back (nbgrader #917).
+c.GenerateFeedback.preprocessors = [ClearHiddenTests, "nbgrader.preprocessors.GetGrades",
+                                    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor"]

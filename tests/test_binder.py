@@ -47,7 +47,7 @@ def test_binder_requirements_install_into_a_fresh_environment(tmp_path):
         cwd=ROOT, capture_output=True, text=True, timeout=600)  # cwd: where repo2docker runs it
     assert install.returncode == 0, install.stdout + install.stderr
     check = subprocess.run(
-        [python, "-c", "import tlkit, tlkit.grading, torch; print(tlkit.__file__); "
+        [python, "-c", "import tlkit, tlkit.teach.selfcheck, torch; print(tlkit.__file__); "
                        "print(sorted(tlkit.list_backbones(offline=True))[:1])"],
         capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert check.returncode == 0, check.stderr

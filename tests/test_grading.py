@@ -19,7 +19,7 @@ ROOT = Path(__file__).parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 import grade_demo  # noqa: E402  (tools/grade_demo.py)
 
-pytest.importorskip("nbgrader", reason="the grading extra: pip install -e '.[grading]'")
+pytest.importorskip("tlgrade", reason="the instructor's grader: pip install -e grader")
 
 ASSIGNMENTS = grade_demo.ASSIGNMENTS
 
@@ -54,7 +54,8 @@ def test_exercises_are_exactly_what_nbgrader_generates(tmp_path):
 def test_no_solution_or_hidden_test_reaches_the_students(name):
     source = nbformat.read(ROOT / "solutions" / name / f"{name}.ipynb", as_version=4)
     path = ROOT / "exercises" / name / f"{name}.ipynb"
-    for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "hidden=True"):
+    for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "hidden=True",
+                   "tlgrade"):
         assert marker not in path.read_text()
     # Instructions may name a helper; the code students get must not contain the answer.
     released = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells
@@ -69,27 +70,37 @@ def test_no_solution_or_hidden_test_reaches_the_students(name):
 
 @pytest.mark.parametrize("name", ASSIGNMENTS)
 def test_autograde_gives_each_sample_the_score_it_deserves(name, tmp_path, capsys):
-    grade_demo.make_course(tmp_path, [name])
     samples = grade_demo.SAMPLES[name]
-    # Shorter limits than the course's, so the endless-loop sample costs half a minute here.
-    scores, seconds = grade_demo.grade(tmp_path, name, samples,
-                                       Execute={"timeout": 30}, TrustedChecks={"timeout": 30})
+    # Shorter limits than the course's, so the endless loop costs 10 s here (ex01's cells are
+    # tiny; the others train Lite0 in a cell). Two batches at once, each with its gradebook.
+    timeout = 10 if name == "ex01_sgd_update" else 40
+    scores, seconds, folders = grade_demo.grade_sharded(tmp_path, name, samples,
+                                                        SandboxedExecute={"timeout": timeout})
     with capsys.disabled():
-        print(f"\n{name}: {len(samples)} submissions in {seconds:.0f} s")
+        print(f"\n{name}: {len(samples)} submissions in {seconds:.0f} s (2 batches at once)")
     expected = {student: score for student, (_, score) in samples.items()}
     assert scores == expected
     from nbgrader.api import Gradebook
-    with Gradebook(f"sqlite:///{tmp_path}/gradebook.db") as gb:
-        maximum = gb.find_assignment(name).max_score
-        solution = gb.find_submission(name, "solution")
-        written = [g for nb in solution.notebooks for g in nb.grades
-                   if g.cell_type == "markdown"]
-        # Every autograded point for the solution; a written answer waits for a human.
-        assert solution.score == maximum - sum(g.max_score for g in written)
-        assert all(g.needs_manual_grade and g.auto_score is None for g in written)
-        assert solution.needs_manual_grade == bool(written)
-        # Every sample is in the gradebook, even those whose kernel died or hung.
-        assert {s.student.id for s in gb.find_assignment(name).submissions} == set(samples)
+    graded = set()
+    for folder in folders:
+        with Gradebook(f"sqlite:///{folder}/gradebook.db") as gb:
+            submissions = gb.find_assignment(name).submissions
+            graded |= {s.student.id for s in submissions}
+            # No submission wrote to the gradebook (one tries).
+            assert all(g.manual_score is None for s in submissions for nb in s.notebooks
+                       for g in nb.grades)
+            if not any(s.student.id == "solution" for s in submissions):
+                continue
+            maximum = gb.find_assignment(name).max_score
+            solution = gb.find_submission(name, "solution")
+            written = [g for nb in solution.notebooks for g in nb.grades
+                       if g.cell_type == "markdown"]
+            # Every autograded point for the solution; a written answer waits for a human.
+            assert solution.score == maximum - sum(g.max_score for g in written)
+            assert all(g.needs_manual_grade and g.auto_score is None for g in written)
+            assert solution.needs_manual_grade == bool(written)
+    # Every sample is in a gradebook, even those whose kernel died, hung or killed the grader.
+    assert graded == set(samples)
 
 
 def test_validator_passes_the_solution_and_flags_the_release(tmp_path):
@@ -108,18 +119,24 @@ def test_validator_passes_the_solution_and_flags_the_release(tmp_path):
 
 
 def test_visible_checks_run_without_nbgrader_and_explain_mistakes():
-    """Colab has no nbgrader: the checks must work and say what is wrong."""
+    """Colab has no nbgrader and no grader: the self-checks must work and say what is wrong."""
     code = """
 import sys
-sys.modules["nbgrader"] = None  # importing it would fail, as on Colab
-import torch
-from tlkit.grading import check, CheckFailed
+sys.modules["nbgrader"] = sys.modules["tlgrade"] = None  # importing them fails, as on Colab
+import torch, tlkit
+from tlkit.teach.selfcheck import check, CheckFailed
 
 def sgd_step(params, *, lr):
     with torch.no_grad():
         for p in params:
             p += lr * p.grad
 
+try:
+    check("ex01.sgd_step")
+except CheckFailed as error:
+    print("FAILED:", error)
+def sgd_step(params, *, lr):
+    tlkit.sgd_step(params, lr)
 try:
     check("ex01.sgd_step")
 except CheckFailed as error:
@@ -135,6 +152,31 @@ except CheckFailed as error:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0, result.stderr
-    assert "FAILED: sgd_step: the parameters moved *up* the gradient" in result.stdout
-    assert "✔ ex02.count_trainable (seed 0)" in result.stdout
+    assert "FAILED: the parameters moved *up* the gradient" in result.stdout
+    assert "FAILED: this task asks you to write it yourself: do not call tlkit.sgd_step()" \
+        in result.stdout
+    assert "✔ ex02.count_trainable" in result.stdout
     assert "FAILED: `choose_strategy` is not defined yet" in result.stdout
+
+
+def test_nothing_a_student_installs_holds_an_answer_key():
+    import tomllib
+
+    import tlkit
+    from tlgrade.answers import build_table
+    from tlkit.teach import selfcheck
+
+    package = Path(tlkit.__file__).parent
+    assert not (package / "grading").exists()
+    shipped = "\n".join(p.read_text() for p in package.rglob("*") if p.suffix in (".py", ".json"))
+    for answer in ('"q1": "b"', "fine_tune_top", "def rule(", "QUIZ = {"):
+        if answer == "fine_tune_top":  # the choices may be named, not the table of answers
+            assert "fine_tune_top" not in selfcheck.ANSWERS.read_text()
+        else:
+            assert answer not in shipped, answer
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    every = deps["dependencies"] + [d for ds in deps["optional-dependencies"].values() for d in ds]
+    assert not any(d.startswith(("nbgrader", "tlgrade")) for d in every)
+    # The hashed table is what the grader's references give, not numbers typed in by hand.
+    table = json.loads(selfcheck.ANSWERS.read_text())
+    assert table == build_table(table["salt"])

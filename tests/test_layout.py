@@ -17,7 +17,7 @@ import pytest
 import tlkit
 
 PACKAGE = Path(tlkit.__file__).parent
-FLOORS = {"core": 0, "data": 1, "models": 2, "learn": 3, "teach": 4, "grading": 5}
+FLOORS = {"core": 0, "data": 1, "models": 2, "learn": 3, "teach": 4}
 
 
 def _floor(parts: list[str]) -> int | None:

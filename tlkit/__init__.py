@@ -53,9 +53,10 @@ _API: dict[str, tuple[str, ...]] = {
     "teach.quiz": ("Quiz", "quiz"),
     "teach.measure": ("latency", "peak_memory_megabytes", "weights_megabytes"),
     "teach.doctor": ("doctor",),
+    "teach.variant": ("Variant", "set_student_id", "student_id", "variant"),
 }
 _WHERE = {name: module for module, names in _API.items() for name in names}
-_SUBPACKAGES = ("core", "data", "models", "learn", "teach", "grading")
+_SUBPACKAGES = ("core", "data", "models", "learn", "teach")
 
 __all__ = sorted(_WHERE)
 

@@ -1,0 +1,149 @@
+"""Self-checks for the exercises: immediate feedback, with no answer key inside.
+
+A test cell calls ``check("ex01.sgd_step")``: your function runs on the public problem
+(``tlkit.teach.exercises``, seed 0) and the result is compared with a salted hash of the right
+one (``selfcheck_answers.json``, written by the instructor's grader), as nbgrader's hashed
+autotests do. Checks of a property (is every backbone parameter frozen? does the loss fall?)
+need no key. A task that asks you to write X cannot be passed by calling tlkit's X.
+
+Grades do not come from here: nbgrader's grader re-runs every check outside your notebook, on
+inputs of its own (``hidden=True`` marks those), so while it grades this only says so.
+
+Example::
+
+    from tlkit.teach.selfcheck import check
+    check("ex01.sgd_step")
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib
+import inspect
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+
+__all__ = ["check", "CheckFailed", "digest", "forbid", "forbidden", "FORBIDDEN"]
+
+ANSWERS = Path(__file__).with_name("selfcheck_answers.json")
+ACCURACY_BAR = 0.85  # ex03: the same bar, on the same kind of draw, as the grader's
+
+# assignment -> tlkit functions its tasks ask you to write yourself: {module: names}
+FORBIDDEN = {
+    "ex01_sgd_update": {"tlkit.learn.sgd": ("sgd_step",)},
+    "ex02_freeze_and_head": {"tlkit.models.surgery": ("freeze", "freeze_to", "count_parameters",
+                                                      "summary")},
+    "ex04_fine_tuning": {"tlkit.models.surgery": ("unfreeze_last", "freeze_to", "param_groups",
+                                                  "group_learning_rates")},
+}
+
+
+class CheckFailed(AssertionError):
+    """Not right yet; the message says what was expected and how to fix it."""
+
+
+def digest(check_id: str, value, *, salt: str) -> str:
+    """The salted hash a result is compared by: numbers rounded to 4 decimals."""
+    if isinstance(value, (list, tuple)) and value and isinstance(value[0], str):
+        text = "|".join(value)
+    else:
+        arrays = value if isinstance(value, (list, tuple)) else [value]
+        text = "|".join(",".join(f"{x:.4f}" for x in np.round(np.asarray(a, np.float64), 4).ravel()
+                                 + 0.0) for a in arrays)
+    return hashlib.sha256(f"{salt}|{check_id}|{text}".encode()).hexdigest()
+
+
+def forbid(assignment: str) -> Callable[[], None]:
+    """Make ``FORBIDDEN[assignment]`` refuse calls from your own code; returns what undoes it."""
+    saved = []
+    for module_name, names in FORBIDDEN.get(assignment, {}).items():
+        module = importlib.import_module(module_name)
+        for name in names:
+            original = getattr(module, name)
+            if not getattr(original, "__tlkit_forbidden__", False):
+                saved.append((module, name, original))
+                setattr(module, name, _refusing(original, name))
+    import tlkit
+    exposed = {name: tlkit.__dict__.pop(name) for _, name, _ in saved if name in tlkit.__dict__}
+
+    def undo() -> None:
+        for module, name, original in saved:
+            setattr(module, name, original)
+            tlkit.__dict__.pop(name, None)  # tlkit caches a name on first use: the refusing one
+        tlkit.__dict__.update(exposed)
+    return undo
+
+
+@contextlib.contextmanager
+def forbidden(assignment: str):
+    """``forbid`` for the duration of a ``with`` block (the self-checks use it)."""
+    undo = forbid(assignment)
+    try:
+        yield
+    finally:
+        undo()
+
+
+def _refusing(original, name: str):
+    def refuse(*args, **kwargs):  # no functools.wraps: its __wrapped__ would hand it back
+        caller = sys._getframe(1).f_globals.get("__name__", "")
+        if caller.startswith("tlkit."):  # tlkit's own use of it stays allowed
+            return original(*args, **kwargs)
+        raise CheckFailed(f"this task asks you to write it yourself: do not call "
+                          f"tlkit.{name}() in your answer.")
+    refuse.__name__, refuse.__doc__ = name, original.__doc__
+    refuse.__tlkit_forbidden__ = True
+    return refuse
+
+
+def check(check_id: str, *, hidden: bool = False) -> None:
+    """Check your work in the calling notebook on the public problem; prints what passed."""
+    if hidden or os.environ.get("NBGRADER_EXECUTION") == "autograde":
+        print(f"{check_id}: graded outside this notebook, on the grader's own inputs")
+        return
+    namespace = inspect.currentframe().f_back.f_globals
+    from .exercise_checks import CHECKS as _CHECKS
+    if check_id not in _CHECKS:
+        raise KeyError(f"unknown check {check_id!r}; known: {sorted(_CHECKS)}")
+    needs, run = _CHECKS[check_id]
+    missing = [name for name in needs if name not in namespace]
+    if missing:
+        raise CheckFailed(f"`{missing[0]}` is not defined yet: run the cell where you write it "
+                          "(and the cells above it) first.")
+    assignment = next(a for a in (*FORBIDDEN, "ex03_feature_extraction", "ex05_choose_strategy")
+                      if a.startswith(check_id.split(".")[0]))
+    with forbidden(assignment):
+        try:
+            summary = run(namespace, check_id)
+        except CheckFailed:
+            raise
+        except Exception as error:  # the student's code raised: say which and why
+            raise CheckFailed(explain(error)) from error
+    print(f"✔ {check_id}: {summary}")
+
+
+def explain(error: BaseException) -> str:
+    """A student-facing message for an exception raised by their code."""
+    text = f"{type(error).__name__}: {error}"
+    if "leaf Variable that requires grad" in text:
+        return (f"{text}\nUpdate parameters inside `with torch.no_grad():` — autograd must not "
+                "record the update step itself.")
+    if isinstance(error, NotImplementedError):
+        return "not written yet: replace `raise NotImplementedError()` with your code."
+    return f"your code raised {text}"
+
+
+def keyed(check_id: str, value, what: str) -> str:
+    """``what`` if ``value`` is the right answer (by its salted hash); else CheckFailed."""
+    table = json.loads(ANSWERS.read_text())
+    entry, salt = table["checks"][check_id], table["salt"]
+    found = digest(check_id, value, salt=salt)
+    if found == entry["ok"]:
+        return what
+    raise CheckFailed(entry.get("mistakes", {}).get(found, entry["wrong"]))
