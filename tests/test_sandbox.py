@@ -152,4 +152,30 @@ def test_each_student_has_a_variant_and_another_students_answers_do_not_fit_it(t
     assert api.generate_feedback(name, "alice")["success"]
     html = next((root / "feedback" / "alice" / name).glob("*.html")).read_text()
     assert "hidden=True" not in html and "HIDDEN TESTS" not in html
-    assert "ex05.choose_strategy (hidden, seed" in html
+    assert "ex05.choose_strategy (hidden):" in html  # no seed shown: it comes from the secret
+
+
+def test_the_grader_reads_back_only_plain_files_the_sandbox_wrote(tmp_path):
+    from tlgrade.grade import Graded, _read_notebook, _read_results
+    from tlkit.teach.variant import variant
+
+    out = tmp_path / "work" / "out"
+    out.mkdir(parents=True)
+    secret = tmp_path / "secret.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(), secret)
+    (out / "executed.ipynb").symlink_to(secret)  # a link planted by the submission
+    assert _read_notebook(out / "executed.ipynb") is None
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    nbformat.write(nbformat.v4.new_notebook(), elsewhere / "executed.ipynb")
+    shutil.rmtree(out)
+    out.symlink_to(elsewhere)  # or the whole folder swapped for a link
+    assert _read_notebook(out / "executed.ipynb") is None
+    out.unlink()
+    out.mkdir()
+    import zipfile
+    with zipfile.ZipFile(out / "result.npz", "w", zipfile.ZIP_DEFLATED) as bomb:
+        bomb.writestr("x.npy", b"\0" * (600 * 2**20))  # 600 MB unpacked, a few hundred kB here
+    graded = Graded(variant("ex01_sgd_update"))
+    assert _read_results(out / "result.npz", graded) == ({}, {})
+    assert "could not be read" in graded.failure

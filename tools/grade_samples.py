@@ -218,6 +218,7 @@ SAMPLES: dict[str, dict[str, tuple[list[Edit], float]]] = {
         "cheat_read_solutions": ([add_cell(READ_SOLUTIONS)], 0),
         "cheat_write_gradebook": ([add_cell(WRITE_GRADEBOOK, first=True)], 0),
         "cheat_calls_tlkit_sgd_step": ([solve(but={"sgd_step": "def sgd_step(params, *, lr):\n    tlkit.sgd_step(params, lr)"}), add_cell("import tlkit", first=True)], 4),
+        "cheat_claims_to_be_tlkit": ([solve(but={"sgd_step": "__name__ = 'tlkit.learn.sgd'\ndef sgd_step(params, *, lr):\n    tlkit.sgd_step(params, lr)"}), add_cell("import tlkit", first=True)], 4),
         "solution_matplotlib_magic": ([solve(but={"sgd_step": "%matplotlib inline\ndef sgd_step(params, *, lr):\n    with torch.no_grad():\n        for p in params:\n            p -= lr * p.grad"})], 8),
         "solution_slow_exploration": ([solve(), *[add_cell(SLOW_CELL.replace("SLOW_SECONDS", str(SLOW_SECONDS))) for _ in range(3)]], 8),
     },
@@ -229,6 +230,7 @@ SAMPLES: dict[str, dict[str, tuple[list[Edit], float]]] = {
         "mistake_random_weights": ([solve(but={"build_classifier": "def build_classifier(num_classes):\n    model = tlkit.get_backbone('efficientnet_lite0', weights=None)\n    model.requires_grad_(False)\n    tlkit.replace_head(model, num_classes)\n    return model"})], 5),
         "cheat_silence_errors": (CHEATS["cheat_silence_errors"][0], 0),
         "cheat_detached_parameters": ([solve(but={"build_classifier": DETACHED_PARAMETERS})], 5),
+        "cheat_head_only": ([solve(but={"build_classifier": "def build_classifier(num_classes):\n    model = torch.nn.Module()\n    model.head = torch.nn.Linear(3 * 64 * 64, num_classes)\n    model.forward = lambda x: model.head(x.flatten(1))\n    return model"})], 2),
         "cheat_calls_tlkit_freeze": ([solve(but={"build_classifier": "def build_classifier(num_classes):\n    model = tlkit.get_backbone('efficientnet_lite0')\n    tlkit.freeze(model)\n    tlkit.replace_head(model, num_classes)\n    return model"})], 2),
     },
     "ex03_feature_extraction": {
@@ -250,6 +252,7 @@ SAMPLES: dict[str, dict[str, tuple[list[Edit], float]]] = {
         "mistake_no_optimizer_step": ([solve(but={"train_steps": mutate(_EX04_TRAIN, "        optimizer.step()\n", "")})], 5),
         "cheat_silence_errors": (CHEATS["cheat_silence_errors"][0], 0),
         "cheat_train_does_nothing": ([solve(but={"train_steps": "def train_steps(model, optimizer, images, labels, *, steps):\n    return []"})], 5),
+        "cheat_nudges_the_head": ([solve(but={"train_steps": "def train_steps(model, optimizer, images, labels, *, steps):\n    model.head.weight.data += 1\n    return []"})], 5),
         "cheat_calls_tlkit_unfreeze_last": ([solve(but={"prepare": mutate(_EX04_PREPARE, "    model.requires_grad_(False)\n    for block in model.blocks[-n:]:\n        block.requires_grad_(True)\n    model.head.requires_grad_(True)\n", "    tlkit.unfreeze_last(model, n)\n")})], 0),
         "solution_warns_on_stderr": ([solve(but={"train_steps": mutate(_EX04_TRAIN, "    model.train()\n", "    import sys, warnings\n    warnings.warn('a warning from honest code')\n    print('progress 0/5', file=sys.stderr)\n    model.train()\n")})], 10),
     },

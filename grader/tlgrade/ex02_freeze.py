@@ -79,6 +79,10 @@ def _frozen_verify(inputs: Arrays, outputs: Arrays, ctx: Context) -> str:
 def _head_verify(inputs: Arrays, outputs: Arrays, ctx: Context) -> str:
     head, trainable = _split(outputs)
     k = int(inputs["num_classes"])
+    body = {str(n) for n, h in zip(outputs["names"], head) if not h}
+    if body != set(_fingerprints()):
+        raise CheckFailed("the head must sit on Lite0: build the model with "
+                          "`tlkit.get_backbone('efficientnet_lite0')` and replace its head.")
     if not trainable[head].all():
         raise CheckFailed("the new head is frozen too: freeze the backbone first, then replace "
                           "the head (a new layer has requires_grad=True), or unfreeze the head.")

@@ -103,11 +103,9 @@ def _batchnorm_verify(inputs: Arrays, outputs: Arrays, ctx: Context) -> str:
     frozen = [k for k in state if "running_" in k and not k.startswith(last)]
     if any(k not in after for k in frozen):
         raise CheckFailed("the trained model lost some of its batch-norm statistics.")
-    if "head.weight" not in after or np.array_equal(after["head.weight"].numpy(),
-                                                    state["head.weight"].numpy()):
-        # Statistics that did not move because nothing trained prove nothing.
-        raise CheckFailed("nothing was trained (the head's weights did not change), so batch-norm "
-                          "handling cannot be judged: does each step call optimizer.step()?")
+    # Statistics that did not move because nothing trained prove nothing: the training must
+    # have lowered the loss (the grader's own measurement) before this can be earned.
+    _loss_verify(inputs, outputs, ctx)
     moved = [k for k in frozen if not np.array_equal(after[k].numpy(), state[k].numpy())]
     if moved:
         raise CheckFailed(f"{len(moved)} batch-norm statistics of frozen blocks changed (e.g. "

@@ -12,11 +12,14 @@ Example::
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
+import stat
 import sys
 import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +47,7 @@ class Graded:
     executed: nbformat.NotebookNode | None = None
     failure: str | None = None  # why the sandbox stopped, if it did
     log: str = ""  # the end of what the sandbox wrote to its standard error
+    secret: bool = False  # were the hidden seeds derived from a course secret?
 
 
 def test_cells(nb) -> dict[int, list[Task]]:
@@ -57,7 +61,8 @@ def grade_notebook(nb, *, assignment: str, student: str, secret: bytes | None, c
                    total_timeout: int | None = None, threads: int = 1) -> Graded:
     """Run ``nb`` in ``sandbox`` and verify every check its test cells call."""
     code = course_code(secret, course_id) if secret else None
-    graded = Graded(variant(assignment, course=code, student=student if code else None))
+    graded = Graded(variant(assignment, course=code, student=student if code else None),
+                    secret=secret is not None)
     tasks = list(dict.fromkeys(t for calls in test_cells(nb).values() for t in calls))
     drawn = draw_seed()
     for check_id, hidden in tasks:
@@ -144,24 +149,50 @@ def _write_masks(tasks: list[Task], folder: Path) -> dict[str, Path]:
     return shown
 
 
+def _own_file(path: Path) -> io.BytesIO | None:
+    """The bytes of ``path`` if it is a regular file of the sandbox's own: no symlink (in any
+    part of the path), not too large. The sandbox could plant a link to any file this
+    process may read."""
+    try:
+        folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        try:
+            fd = os.open(path.name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=folder)
+        finally:
+            os.close(folder)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_RESULT_BYTES or \
+                os.path.realpath(path.parent) != str(path.parent.resolve()):
+            return None
+        return io.BytesIO(f.read())
+
+
 def _read_notebook(path: Path):
-    if not path.is_file() or path.stat().st_size > MAX_RESULT_BYTES:
+    data = _own_file(path)
+    if data is None:
         return None
     try:
-        return nbformat.read(path, as_version=4)
+        return nbformat.read(io.TextIOWrapper(data, encoding="utf-8"), as_version=4)
     except Exception:  # a notebook the submission garbled: its outputs are lost, not the grade
         return None
 
 
 def _read_results(path: Path, graded: Graded) -> tuple[dict, dict]:
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         return {}, {}
-    if path.stat().st_size > MAX_RESULT_BYTES:
-        graded.failure = "the results were too large to be read"
+    data = _own_file(path)
+    if data is None:
+        graded.failure = "the results were not a plain file of a readable size"
         return {}, {}
     try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
+        with zipfile.ZipFile(data) as archive:  # np.savez writes a zip: count it unpacked
+            if sum(member.file_size for member in archive.infolist()) > MAX_RESULT_BYTES:
+                raise ValueError("too large unpacked")
+        data.seek(0)
+        with np.load(data, allow_pickle=False) as loaded:
+            arrays = {key: loaded[key] for key in loaded.files}
         errors = json.loads(str(arrays.pop("__errors__")))
         return arrays, {str(k): str(v) for k, v in dict(errors).items()}
     except Exception as error:  # a results file the submission forged or broke

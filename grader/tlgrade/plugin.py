@@ -58,21 +58,14 @@ class SandboxedExecute(NbGraderPreprocessor):
                                     "code then runs as you.").tag(config=True)
 
     def preprocess(self, nb, resources):
-        import tlgrade
-
         info = resources["nbgrader"]
         course = CourseDirectory(config=self.config)
         secret_path = CourseSecret(config=self.config).path
-        # The course folder, and where tlkit and tlgrade came from (a clone of the course's
-        # repository holds solutions/ and grader/ beside tlkit/).
-        repo = Path(tlgrade.__file__).resolve().parents[2]
-        hide = [Path(course.root), Path(course.root, course.source_directory),
-                Path(tlgrade.__file__).resolve().parent, repo / "solutions", repo / "grader"]
-        if secret_path:
-            hide.append(Path(secret_path).expanduser())
-        sandbox = Sandbox(hide=hide, unsafe=self.allow_unsafe,
+        threads = self.threads or len(os.sched_getaffinity(0))
+        sandbox = Sandbox(hide=self._hidden(course), unsafe=self.allow_unsafe,
                           limits=Limits(memory_bytes=self.memory_mb * 2**20,
-                                        cpu_seconds=self.cpu_seconds, processes=self.processes))
+                                        cpu_seconds=self.cpu_seconds * threads,  # CPU of all threads
+                                        processes=self.processes))
         if not sandbox.available():
             self.log.warning("bubblewrap is missing: grading %s without a sandbox (allow_unsafe)",
                              info["student"])
@@ -80,8 +73,7 @@ class SandboxedExecute(NbGraderPreprocessor):
                                 secret=load_secret(secret_path), course_id=course.course_id,
                                 sandbox=sandbox, cell_timeout=self.timeout,
                                 probe_timeout=self.probe_timeout,
-                                total_timeout=self.total_timeout or None,
-                                threads=self.threads or len(os.sched_getaffinity(0)))
+                                total_timeout=self.total_timeout or None, threads=threads)
         executed = graded.executed
         same = executed is not None and len(executed.cells) == len(nb.cells)
         for i, cell in enumerate(nb.cells):
@@ -93,6 +85,30 @@ class SandboxedExecute(NbGraderPreprocessor):
             self.log.warning("%s: %s", info["student"], graded.failure)
         resources["tlgrade"] = graded
         return nb, resources
+
+
+    def _hidden(self, course: CourseDirectory) -> list[Path]:
+        """What the sandbox must not see: the course folder, the gradebook, the exchange (every
+        student's submissions), the secret, the grader, and the repository tlkit and the grader
+        came from (its solutions/, grader/ and .git history); tlkit itself is shown again."""
+        import tlgrade
+        import tlkit
+        from nbgrader.exchange.default.exchange import Exchange
+
+        hide = [Path(course.root), Path(course.root, course.source_directory),
+                Path(tlgrade.__file__).resolve().parent, Path(Exchange(config=self.config).root)]
+        for package in (tlgrade, tlkit):  # an editable install: the clone it lives in
+            for folder in Path(package.__file__).resolve().parents:
+                if (folder / ".git").exists() or (folder / "pyproject.toml").exists() and \
+                        (folder / "solutions").exists():
+                    hide.append(folder)
+                    break
+        if course.db_url.startswith("sqlite:///"):
+            hide.append(Path(course.db_url[len("sqlite:///"):]))
+        secret_path = CourseSecret(config=self.config).path
+        if secret_path:
+            hide.append(Path(secret_path).expanduser())
+        return hide
 
 
 class ApplyTrustedChecks(NbGraderPreprocessor):
@@ -126,7 +142,9 @@ class ApplyTrustedChecks(NbGraderPreprocessor):
     def _line(graded, task) -> str:
         ok, message = graded.results[task]
         kind = "hidden" if task[1] else "visible"
-        seed = f", seed {graded.seeds[task]}" if task[1] else ""
+        # A seed drawn at grading time is shown, to reproduce a run; one from the course secret
+        # is not: it is the same at every grading, so it would give the hidden inputs away.
+        seed = f", seed {graded.seeds[task]}" if task[1] and not graded.secret else ""
         return f"{'✔' if ok else '✘'} {task[0]} ({kind}{seed}): {message}"
 
 

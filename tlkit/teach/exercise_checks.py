@@ -186,22 +186,16 @@ def _strategy(ns: dict, check_id: str) -> str:
 
 
 def _quiz(ns: dict, check_id: str) -> str:
-    from .variant import variant
-
-    v = ns.get("V") or variant("ex05_choose_strategy")
+    # No key, not even hashed: with three options a question's hash gives its answer away in
+    # three tries. The self-check says whether the answers are well formed; the grader marks them.
     answers = ns["answers"]
     if not isinstance(answers, dict):
         raise CheckFailed("answers must be a dictionary, e.g. {'q1': 'a', 'q2': 'b', 'q3': 'c'}.")
-    wrong = []
-    for question in ex.QUIZ_OPTIONS:
-        try:
-            keyed(f"{check_id}/{question}", [ex.canonical(v, question, answers.get(question, ""))],
-                  "")
-        except CheckFailed:
-            wrong.append(question)
-    if wrong:
-        raise CheckFailed(f"not yet right: {', '.join(wrong)}.")
-    return f"all {len(ex.QUIZ_OPTIONS)} answers right"
+    for question, options in ex.QUIZ_OPTIONS.items():
+        letter = str(answers.get(question, "")).strip().lower()
+        if letter not in options:
+            raise CheckFailed(f"{question}: answer with one of the letters {', '.join(options)}.")
+    return f"{len(ex.QUIZ_OPTIONS)} answers given; the grader marks them"
 
 
 CHECKS = {

@@ -32,6 +32,7 @@ import numpy as np
 __all__ = ["check", "CheckFailed", "digest", "forbid", "forbidden", "FORBIDDEN"]
 
 ANSWERS = Path(__file__).with_name("selfcheck_answers.json")
+_PACKAGE = str(Path(__file__).resolve().parents[1]) + "/"  # tlkit/
 ACCURACY_BAR = 0.85  # ex03: the same bar, on the same kind of draw, as the grader's
 
 # assignment -> tlkit functions its tasks ask you to write yourself: {module: names}
@@ -92,8 +93,9 @@ def forbidden(assignment: str):
 
 def _refusing(original, name: str):
     def refuse(*args, **kwargs):  # no functools.wraps: its __wrapped__ would hand it back
-        caller = sys._getframe(1).f_globals.get("__name__", "")
-        if caller.startswith("tlkit."):  # tlkit's own use of it stays allowed
+        # tlkit's own use of it stays allowed: judged by the calling code's file, which a
+        # notebook cannot claim (its __name__ it could).
+        if sys._getframe(1).f_code.co_filename.startswith(_PACKAGE):
             return original(*args, **kwargs)
         raise CheckFailed(f"this task asks you to write it yourself: do not call "
                           f"tlkit.{name}() in your answer.")
