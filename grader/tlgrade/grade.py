@@ -113,7 +113,7 @@ def grade_notebook(nb, *, assignment: str, student: str, secret: bytes | None, c
             [sys.executable, "-I", str((Path("/tmp/grader") if boxed else inside) / "runner.py"),
              str(at / "job.json")], work=work, inside=inside, env=env, timeout=limit,
             log=Path(tmp, "sandbox.log"))
-        graded.log = Path(tmp, "sandbox.log").read_text(errors="replace")[-4000:]
+        graded.log = _tail(Path(tmp, "sandbox.log"))
         graded.executed = _read_notebook(work / "out" / "executed.ipynb")
         outputs, errors = _read_results(work / "out" / "result.npz", graded)
     for number, task in enumerate(tasks):
@@ -137,6 +137,13 @@ def _verify(task: Task, inputs: dict, key: str, outputs: dict, errors: dict,
         return False, str(error)
     except Exception as error:  # missing or malformed arrays: the probe was tampered with
         return False, f"the results could not be checked ({type(error).__name__}: {error})"
+
+
+def _tail(path: Path, size: int = 4000) -> str:
+    """The end of a log the sandbox wrote (it may have written much)."""
+    with open(path, "rb") as f:
+        f.seek(max(0, os.fstat(f.fileno()).st_size - size))
+        return f.read().decode(errors="replace")
 
 
 def _write_masks(tasks: list[Task], folder: Path) -> dict[str, Path]:

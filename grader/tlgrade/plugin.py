@@ -82,7 +82,7 @@ class SandboxedExecute(NbGraderPreprocessor):
                 cell.outputs = ran.get("outputs", []) if ran is not None else []
                 cell.execution_count = ran.get("execution_count") if ran is not None else None
         if graded.failure:
-            self.log.warning("%s: %s", info["student"], graded.failure)
+            self.log.warning("%s: %s\n%s", info["student"], graded.failure, graded.log)
         resources["tlgrade"] = graded
         return nb, resources
 

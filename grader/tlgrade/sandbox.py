@@ -70,7 +70,9 @@ class Sandbox:
                "--size", str(self.limits.tmp_bytes), "--tmpfs", "/tmp"]
         hidden = [Path(os.path.expanduser("~")), *self.hide]
         cmd += _hiding(hidden)
-        kept = [p for p in keep if p.exists() and any(_inside(p, h) for h in hidden)]
+        # The fresh /tmp and the hidden folders cover whatever lies below them: the Python
+        # environment too, when it is there (a clone in /tmp, a venv in the course folder).
+        kept = [p for p in keep if p.exists() and any(_inside(p, h) for h in [Path("/tmp"), *hidden])]
         for path in kept:  # the Python environment, where a hidden folder holds it
             cmd += ["--ro-bind", str(path), str(path)]
         # ...and hidden again what lies inside it (the grader itself, installed in the venv).
