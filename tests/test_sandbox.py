@@ -46,23 +46,34 @@ pathlib.Path("/tmp/submission/seen.json").write_text(json.dumps(seen))
 """
 
 
+@pytest.fixture
+def outside_tmp():
+    """A folder outside /tmp (the sandbox's /tmp is fresh anyway: that would prove nothing)."""
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="tlgrade-test-", dir="/var/tmp"))
+    yield folder
+    shutil.rmtree(folder)
+
+
 @needs_bwrap
-def test_inside_the_sandbox_no_network_no_course_no_secret(tmp_path):
-    course = tmp_path / "course"
+def test_inside_the_sandbox_no_network_no_course_no_secret(tmp_path, outside_tmp, monkeypatch):
+    course = outside_tmp / "course"
     (course / "solutions").mkdir(parents=True)
     (course / "gradebook.db").write_text("grades")
-    secret = Path.home() / ".tlgrade-test-secret"
+    home = outside_tmp / "home"  # the instructor's home, where the secret is: hidden as a whole
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    secret = home / ".tlgrade" / "secret"
+    secret.parent.mkdir()
     secret.write_text("s" * 32)
-    try:
-        work, inside = tmp_path / "work", tmp_path / "inside"
-        work.mkdir(), inside.mkdir()
-        (inside / "probe.py").write_text(PROBE)
-        box = Sandbox(hide=[course, secret])
-        failure = box.run([sys.executable, "-I", "/tmp/grader/probe.py", str(course), str(secret)],
-                          work=work, inside=inside, env={"PATH": "/usr/bin:/bin", "HOME": "/tmp"},
-                          timeout=60, log=tmp_path / "log")
-    finally:
-        secret.unlink()
+    work, inside = tmp_path / "work", tmp_path / "inside"
+    work.mkdir(), inside.mkdir()
+    (inside / "probe.py").write_text(PROBE)
+    box = Sandbox(hide=[course])
+    failure = box.run([sys.executable, "-I", "/tmp/grader/probe.py", str(course), str(secret)],
+                      work=work, inside=inside, env={"PATH": "/usr/bin:/bin", "HOME": "/tmp"},
+                      timeout=60, log=tmp_path / "log")
     assert failure is None
     assert (work / "seen.json").exists(), (tmp_path / "log").read_text()
     seen = json.loads((work / "seen.json").read_text())
