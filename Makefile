@@ -7,16 +7,28 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.tlkit-installed
 
-.PHONY: demo test install chromium bubblewrap doctor bench badges exercises grade-demo clean-venv
+.PHONY: demo test install chromium bubblewrap proxy doctor bench badges exercises grade-demo grade-samples bench-autograde clean-venv
 
 # tlkit for the lessons and tests, and grader/ (tlgrade: nbgrader, answer keys, sandbox) for
 # instructors and CI. A student's install is tlkit alone.
 $(STAMP): pyproject.toml grader/pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -c constraints.txt -e ".[dev]" -e grader
+	$(PY) -m pip install -c constraints.txt -e ".[dev]" -e "grader[hub]"
 	@touch $@
 
-install: $(STAMP) chromium bubblewrap
+install: $(STAMP) chromium bubblewrap proxy
+
+# JupyterHub's proxy, for the deployment test (tests/test_hub.py): from npm, as JupyterHub says.
+proxy:
+	@if command -v configurable-http-proxy >/dev/null; then :; \
+	elif command -v npm >/dev/null; then npm install -g --silent configurable-http-proxy >/dev/null || \
+		echo "could not install configurable-http-proxy: the JupyterHub test will be skipped"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		{ apt-get install -y -qq nodejs npm >/dev/null || \
+		  { apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null; }; } && \
+		npm install -g --silent configurable-http-proxy >/dev/null || \
+		echo "could not install configurable-http-proxy: the JupyterHub test will be skipped"; \
+	else echo "configurable-http-proxy is missing (npm install -g configurable-http-proxy): the JupyterHub test will be skipped"; fi
 
 # Grading runs every submission inside bubblewrap (Debian's bwrap). As root, install it here.
 bubblewrap:
@@ -41,7 +53,7 @@ demo: $(STAMP)
 	$(PY) -m tlkit demo
 
 # The venv's bin/ goes first on PATH: nbgrader runs `alembic` from there.
-test: $(STAMP) chromium bubblewrap
+test: $(STAMP) chromium bubblewrap proxy
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest
 
 doctor: $(STAMP)
@@ -67,6 +79,15 @@ exercises: $(STAMP)
 		PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/nbgrader generate_assignment $$name --force || exit 1; \
 	done
 
-# The whole nbgrader chain, offline, on sample submissions; prints the grades CSV.
+# nbgrader's whole chain, offline, with three real Unix accounts (as root): release, fetch,
+# submit, collect, autograde, feedback, export; prints the grades CSV (nbgrader's, Canvas, Moodle).
 grade-demo: $(STAMP) bubblewrap
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) tools/grade_chain.py
+
+# Every sample submission (solutions, mistakes, cheats) of every assignment, and its score.
+grade-samples: $(STAMP) bubblewrap
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) tools/grade_demo.py
+
+# Autograding serially against in parallel (tlgrade.parallel); last line P5 ... (N=24).
+bench-autograde: $(STAMP) bubblewrap
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/autograde.py

@@ -51,6 +51,19 @@ c.Autograde.autograde_preprocessors = [
     CheckCellMetadata,
 ]
 
-# Hidden tests stay hidden in the feedback students get back (nbgrader #917).
-c.GenerateFeedback.preprocessors = [ClearHiddenTests, "nbgrader.preprocessors.GetGrades",
+# Hidden tests and the graders' rubrics (mark schemes) stay out of the feedback students get
+# back (nbgrader #917); the formgrader shows the rubric beside each answer.
+c.GenerateFeedback.preprocessors = [ClearHiddenTests, ClearMarkScheme,
+                                    "nbgrader.preprocessors.GetGrades",
                                     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor"]
+
+# Late work: 10 % of the score off per started day past the due date (`nbgrader db assignment
+# add NAME --duedate=...`); nbgrader export then reports the score less that penalty.
+c.AssignLatePenalties.plugin_class = "tlgrade.late.PenaltyPerDay"
+c.PenaltyPerDay.percent_per_day = 10
+
+# A submission is collected only from the account it names: one made as somebody else
+# (`nbgrader submit --student=other`) is refused and listed in flagged_submissions.csv.
+c.ExchangeFactory.collect = "tlgrade.exchange.OwnerCheckedCollect"
+# The exchange every student can reach (nbgrader's default: /srv/nbgrader/exchange).
+# c.Exchange.root = "/srv/nbgrader/exchange"

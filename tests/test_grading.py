@@ -3,7 +3,7 @@
 Everything goes through nbgrader's own Python API (NbGraderAPI, Gradebook, Validator) with the
 project's nbgrader_config.py, on a throwaway course folder. The sample submissions — the
 solution, the untouched release, typical mistakes and cheats — and the score each must get are
-in tools/grade_demo.py, which `make grade-demo` runs too.
+in tools/grade_demo.py, which `make grade-samples` runs too.
 """
 from __future__ import annotations
 
@@ -73,7 +73,7 @@ def test_autograde_gives_each_sample_the_score_it_deserves(name, tmp_path, capsy
     samples = grade_demo.SAMPLES[name]
     # Without a course secret hidden inputs are drawn anew at each grading. A mistake at the
     # edge of a check (batch norm left training: does the loss still fall by 10 %?) would then
-    # score by the draw, so the draw is fixed here, as `make grade-demo` fixes it.
+    # score by the draw, so the draw is fixed here, as `make grade-samples` fixes it.
     monkeypatch.setenv("TLKIT_GRADING_SEED", grade_demo.DEMO_SEED)
     # Shorter limits than the course's, so the endless loop costs 10 s here (ex01's cells are
     # tiny; the others train Lite0 in a cell). Two batches at once, each with its gradebook.
@@ -184,3 +184,35 @@ def test_nothing_a_student_installs_holds_an_answer_key():
     # The hashed table is what the grader's references give, not numbers typed in by hand.
     table = json.loads(selfcheck.ANSWERS.read_text())
     assert table == build_table(table["salt"])
+
+
+def test_ex05_rubric_shows_in_the_formgrader_not_to_students(tmp_path, monkeypatch):
+    """The written answer's rubric (a mark scheme in its task cell): in the notebook the
+    formgrader renders for a grader, never in the release or in the feedback."""
+    from nbconvert.exporters import HTMLExporter
+    from nbgrader.api import Gradebook
+    from nbgrader.server_extensions.formgrader import handlers
+
+    name = "ex05_choose_strategy"
+    monkeypatch.setenv("TLKIT_GRADING_SEED", grade_demo.DEMO_SEED)
+    rubric = "Rubric (4 points, one per line"
+    assert rubric not in (ROOT / "exercises" / name / f"{name}.ipynb").read_text()
+    grade_demo.make_course(tmp_path, [name])
+    scores, _ = grade_demo.grade(tmp_path, name, {"alice": grade_demo.SAMPLES[name]["solution"]})
+    assert scores == {"alice": 6}
+    with Gradebook(f"sqlite:///{tmp_path}/gradebook.db") as gb:
+        task = gb.find_grade("justification", name, name, "alice")
+        assert task.max_score == 4 and task.needs_manual_grade  # a person grades it, by the rubric
+    autograded = tmp_path / "autograded" / "alice" / name / f"{name}.ipynb"
+    exporter = HTMLExporter(template_name="formgrade",  # what the formgrader's page renders
+                            extra_template_basedirs=[handlers.template_path])
+    page, _ = exporter.from_filename(str(autograded), resources={
+        "assignment_id": name, "notebook_id": name, "submission_id": "x", "index": 0,
+        "total": 1, "base_url": "/", "student": "alice", "last_name": "", "first_name": "",
+        "notebook_path": "x"})
+    assert rubric in page and "Learning rates" in page
+    api = grade_demo.api_for(tmp_path)
+    assert api.generate_feedback(name, "alice")["success"]
+    feedback = (tmp_path / "feedback" / "alice" / name / f"{name}.html").read_text()
+    assert rubric not in feedback and "MARK SCHEME" not in feedback
+    assert "Your project, justified" in feedback  # the task itself is there

@@ -1,4 +1,4 @@
-"""Grade sample submissions end to end with nbgrader, offline: `make grade-demo`.
+"""Grade sample submissions end to end with nbgrader, offline: `make grade-samples`.
 
 Builds a throwaway course folder (nbgrader_config.py + solutions/), generates the student
 versions, writes one submission per sample student — the solution, the untouched release,

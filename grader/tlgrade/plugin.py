@@ -24,7 +24,7 @@ from pathlib import Path
 from nbformat.notebooknode import NotebookNode
 from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import NbGraderPreprocessor
-from traitlets import Bool, Integer, Unicode
+from traitlets import Bool, Integer, List, Unicode
 from traitlets.config import Configurable
 
 from .grade import grade_notebook, test_cells
@@ -54,6 +54,8 @@ class SandboxedExecute(NbGraderPreprocessor):
     threads = Integer(0, help="Threads for the submission's kernel (0: every core; the grader "
                               "waits while it runs). Grading batches side by side: cores / "
                               "batches.").tag(config=True)
+    hide = List(Unicode(), help="More folders or files the sandbox must not show (the course "
+                                "folder, the exchange and the secret are hidden anyway).").tag(config=True)
     allow_unsafe = Bool(False, help="Grade without bubblewrap when it is missing: student "
                                     "code then runs as you.").tag(config=True)
 
@@ -108,7 +110,7 @@ class SandboxedExecute(NbGraderPreprocessor):
         secret_path = CourseSecret(config=self.config).path
         if secret_path:
             hide.append(Path(secret_path).expanduser())
-        return hide
+        return hide + [Path(p).expanduser() for p in self.hide]
 
 
 class ApplyTrustedChecks(NbGraderPreprocessor):
