@@ -93,6 +93,11 @@ def test_autograde_scores_each_student_and_takes_the_late_penalty(chain):
 
 
 def test_each_student_fetches_their_own_feedback_only(chain):
+    for user in STUDENTS:  # generate_feedback, then release_feedback into the exchange
+        assert (chain.course / "feedback" / user / ASSIGNMENT / f"{ASSIGNMENT}.html").exists()
+    released = list((chain.exchange / COURSE / "feedback").glob("*.html"))
+    assert len(released) == len(STUDENTS)
+    assert (chain.exchange / COURSE / "feedback").stat().st_mode & 0o777 == 0o711  # not listable
     for user, (_, _, raw) in STUDENTS.items():
         pages = list((chain.home(user) / ASSIGNMENT / "feedback").glob("*/*.html"))
         assert len(pages) == 1, (user, pages)

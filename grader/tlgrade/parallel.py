@@ -91,8 +91,8 @@ def autograde(*, course: Path, assignment: str, workers: int = 0,
         todo = [s for s in todo if s not in done and s not in failed]
         if todo and attempt < retries:
             log(f"not graded yet, grading again in a fresh process: {', '.join(todo)}")
-    report.failed.update({s: "its worker stopped before grading it, twice (see "
-                          f"{work}/*/shard*/autograde.log)" for s in todo})
+    report.failed.update({s: f"its worker stopped before grading it, {1 + retries} times "
+                          f"(see {work}/round*/shard*/autograde.log)" for s in todo})
     if not todo:  # every grade is in the course: the shards are no longer needed
         shutil.rmtree(work, ignore_errors=True)
         try:
@@ -105,8 +105,9 @@ def autograde(*, course: Path, assignment: str, workers: int = 0,
 
 
 def _run_shards(shards: list[list[str]], *, course: Path, assignment: str, database: Path,
-                coursedir, work: Path, threads: int, log) -> list[str]:
-    """Grade each shard in its own process; merge what each finished; return who was graded."""
+                coursedir, work: Path, threads: int, log) -> tuple[list[str], dict[str, str]]:
+    """Grade each shard in its own process and merge what each finished. Returns who was
+    graded, and who nbgrader could not grade (with its error)."""
     processes = []
     for number, students in enumerate(shards):
         shard = work / f"shard{number}"
@@ -172,7 +173,7 @@ def _make_shard(shard: Path, students: list[str], *, course: Path, assignment: s
         "c.CourseDirectory.submitted_directory = 'submitted'\n"
         "c.CourseDirectory.autograded_directory = 'autograded'\n"
         f"c.SandboxedExecute.threads = {threads}\n"
-        f"c.SandboxedExecute.hide = [{str(course)!r}]  # the whole course, not only this shard\n")
+        f"c.SandboxedExecute.hide.append({str(course)!r})  # the whole course, not only this shard\n")
 
 
 def _merge(shard: Path, course: Path, assignment: str, students: list[str], *, coursedir,
