@@ -23,15 +23,21 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 
 
-def grades(database: Path, assignment: str) -> dict[str, tuple]:
+def grades(database: Path, assignment: str, course: str = "transfer-learning") -> dict[str, tuple]:
+    """student -> (score, every grade and comment field autograding sets, per cell)."""
     from nbgrader.api import Gradebook
 
     out = {}
-    with Gradebook(f"sqlite:///{database}") as gb:
+    with Gradebook(f"sqlite:///{database}", course) as gb:
         for submission in gb.find_assignment(assignment).submissions:
-            cells = tuple(sorted((g.notebook.name, g.name, g.score) for nb in submission.notebooks
-                                 for g in nb.grades))
-            out[submission.student.id] = (submission.score, cells)
+            cells = tuple(sorted(
+                (nb.name, g.name, g.auto_score, g.manual_score, g.needs_manual_grade)
+                for nb in submission.notebooks for g in nb.grades))
+            comments = tuple(sorted((nb.name, c.name, c.auto_comment, c.manual_comment)
+                                    for nb in submission.notebooks for c in nb.comments))
+            late = tuple(nb.late_submission_penalty for nb in submission.notebooks)
+            out[submission.student.id] = (submission.score, cells, comments, late,
+                                          submission.timestamp)
     return out
 
 

@@ -61,22 +61,42 @@ def test_release_reaches_every_student_as_their_own_copy(chain):
 
 
 def test_each_submission_belongs_to_the_account_that_made_it(chain):
-    inbound = sorted((chain.exchange / COURSE / "inbound").iterdir())
-    named = {p.name.split("+")[0] for p in inbound}
-    assert named == set(STUDENTS)
+    planted = set(chain.planted.values())
+    inbound = [p for p in (chain.exchange / COURSE / "inbound").iterdir() if p.name not in planted]
     owners = sorted((p.name.split("+")[0], pwd.getpwuid(p.stat().st_uid).pw_name) for p in inbound)
     assert owners == sorted([(u, u) for u in STUDENTS] + [(FORGED, FORGER)])
 
 
-def test_a_submission_in_somebody_elses_name_is_flagged_and_not_collected(chain):
+def _flagged(chain) -> dict[str, dict]:
     rows = grade_chain.read_csv(chain.course / "flagged_submissions.csv")
-    assert [(r["claimed_student"], r["owner"]) for r in rows] == [(FORGED, FORGER)]
-    assert (chain.exchange / COURSE / "inbound" / rows[0]["exchange_file"]).exists()  # evidence kept
+    return {r["exchange_file"]: r for r in rows}
+
+
+def test_a_submission_in_somebody_elses_name_is_flagged_and_not_collected(chain):
+    forged = [r for r in _flagged(chain).values() if r["reason"].startswith("submitted by")]
+    assert [(r["claimed_student"], r["owner"]) for r in forged] == [(FORGED, FORGER)]
+    assert (chain.exchange / COURSE / "inbound" / forged[0]["exchange_file"]).exists()  # evidence
     assert "Not collected" in chain.steps["collect"].stderr
     # bob's own notebook was collected and graded, not alice's newer one in his name.
     collected = nbformat.read(chain.course / "submitted" / FORGED / ASSIGNMENT /
                               f"{ASSIGNMENT}.ipynb", as_version=4)
     assert any("p += lr * p.grad" in c.source for c in collected.cells)
+
+
+def test_entries_planted_in_the_exchange_are_flagged_and_the_rest_collected(chain):
+    flagged = _flagged(chain)
+    reasons = {step: flagged[name]["reason"] for step, name in chain.planted.items()}
+    assert len(reasons) == 4
+    assert reasons["link in carol's name"] == "not a folder (a link or a file)"
+    assert "is a link or a special file" in reasons["link to the solutions inside"]
+    assert reasons["no valid time"].startswith("its name holds no valid time")
+    assert "backdated" in reasons["backdated"]
+    assert len(flagged) == len(reasons) + 1  # and the forged one: nothing else
+    # Everyone's own work was still collected; alice's is hers, not the instructor's source.
+    for user in STUDENTS:
+        assert (chain.course / "submitted" / user / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").exists()
+    alice = (chain.course / "submitted" / "tl-alice" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
+    assert "BEGIN HIDDEN TESTS" not in alice.read_text()
 
 
 def test_autograde_scores_each_student_and_takes_the_late_penalty(chain):
@@ -108,10 +128,9 @@ def test_each_student_fetches_their_own_feedback_only(chain):
         assert shown and float(shown[1]) == pytest.approx(raw * (0.9 if late else 1)), user
         assert ("Late submission penalty (Score: -0.8)" in text) == late, user
         assert "BEGIN HIDDEN TESTS" not in text and "hidden=True" not in text
-    # bob, asking for alice's by her id, gets nothing (nbgrader keys feedback by each
-    # submission's secret, kept in the submitter's own home)
-    bobs = list((chain.home("tl-bob") / ASSIGNMENT / "feedback").glob("*/*.html"))
-    assert len(bobs) == 1
+    # (bob's one page above was counted after he asked for alice's by her id: nbgrader keys
+    # feedback by each submission's secret, kept in the submitter's own home.)
+    assert "bob fetches alice's feedback" in chain.steps
     for step in ("bob lists the feedback", "bob reads alice's home", "bob lists the submissions",
                  "bob reads the gradebook"):
         done = chain.steps[step]

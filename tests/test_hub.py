@@ -111,23 +111,24 @@ def _up(url: str) -> bool:
 @pytest.fixture(scope="module")
 def hub():
     root = Path(tempfile.mkdtemp(prefix="tlgrade-hub-"))
-    chain = grade_chain.make_class(root)
-    grade_chain.make_accounts(chain, USERS)
+    chain, process, log = grade_chain.Chain(root), None, None
     folder = root / "hub"
-    folder.mkdir(mode=0o700)
     port, hub_port, proxy_port = _free_port(), _free_port(), _free_port()
-    singleuser = str(Path(sys.executable).parent / "jupyterhub-singleuser")
-    (folder / "jupyterhub_config.py").write_text(HUB_CONFIG.format(
-        tools=str(ROOT / "tools"), singleuser=singleuser, port=port, hub_port=hub_port,
-        proxy_port=proxy_port, pid_file=str(folder / "proxy.pid"), folder=folder,
-        password=os.urandom(8).hex(), users=USERS, token=TOKEN))
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    log = open(folder / "hub.log", "wb")
-    process = subprocess.Popen([str(Path(sys.executable).parent / "jupyterhub"), "-f",
-                                str(folder / "jupyterhub_config.py")], cwd=folder, env=env,
-                               stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
+        chain = grade_chain.make_class(root)
+        grade_chain.make_accounts(chain, USERS)
+        folder.mkdir(mode=0o700)
+        singleuser = str(Path(sys.executable).parent / "jupyterhub-singleuser")
+        (folder / "jupyterhub_config.py").write_text(HUB_CONFIG.format(
+            tools=str(ROOT / "tools"), singleuser=singleuser, port=port, hub_port=hub_port,
+            proxy_port=proxy_port, pid_file=str(folder / "proxy.pid"), folder=folder,
+            password=os.urandom(8).hex(), users=USERS, token=TOKEN))
+        env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+        log = open(folder / "hub.log", "wb")
+        process = subprocess.Popen([str(Path(sys.executable).parent / "jupyterhub"), "-f",
+                                    str(folder / "jupyterhub_config.py")], cwd=folder, env=env,
+                                   stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 90
         while not _up(f"{base}/hub/api/"):
             assert process.poll() is None and time.monotonic() < deadline, \
@@ -135,14 +136,19 @@ def hub():
             time.sleep(0.5)
         yield chain, base, folder
     finally:
-        for user in USERS:
-            _call(f"{base}/hub/api/users/{user}/server", "DELETE")
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+        if process is not None:
+            for user in USERS:
+                try:
+                    _call(f"{base}/hub/api/users/{user}/server", "DELETE")
+                except urllib.error.URLError:  # the hub never came up
+                    pass
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        if log is not None:
+            log.close()
         if (folder / "proxy.pid").exists():  # the proxy outlives a killed hub
             try:
                 os.kill(int((folder / "proxy.pid").read_text()), 15)

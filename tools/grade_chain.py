@@ -40,6 +40,7 @@ STUDENTS = {"tl-alice": ("Alice Liddell", [solve()], 8.0),
             "tl-bob": ("Bob Marley", [SIGN_MISTAKE], 4.0),
             "tl-carol": ("Carol Danvers", [solve()], 8.0)}
 LATE = "tl-carol"
+TAG = "tlgrade chain test account"  # the accounts' comment: only these are ever removed
 FORGER, FORGED = "tl-alice", "tl-bob"  # alice submits once more, in bob's name
 # The course's own nbgrader_config.py, which refuses forged submissions and takes 10 % a day
 # off late ones, plus where this run's exchange is.
@@ -57,6 +58,7 @@ class Chain:
     root: Path  # the run's folder: course/, exchange/, home/<account>/
     steps: dict[str, subprocess.CompletedProcess] = field(default_factory=dict)
     due: datetime | None = None
+    planted: dict[str, str] = field(default_factory=dict)  # attack -> its entry in the exchange
 
     @property
     def course(self) -> Path:
@@ -129,18 +131,23 @@ def make_accounts(chain: Chain, users=STUDENTS) -> None:
         # Debian's default home is readable by all (HOME_MODE unset, UMASK 022): a class needs
         # 0700, or anyone could read anyone's fetched feedback.
         subprocess.run(["useradd", "--create-home", "--home-dir", str(chain.home(user)),
-                        "--shell", "/bin/bash", "--user-group", "-K", "HOME_MODE=0700", user],
-                       check=True, capture_output=True)
+                        "--shell", "/bin/bash", "--user-group", "-K", "HOME_MODE=0700",
+                        "--comment", TAG, user], check=True, capture_output=True)
         # Where the exchange is (a server puts this in /etc/jupyter/nbgrader_config.py).
         _write_as(user, chain.home(user) / ".jupyter" / "nbgrader_config.py",
                   STUDENT_CONFIG.format(exchange=str(chain.exchange), course=COURSE))
 
 
 def remove_account(user: str) -> None:
+    """Remove an account this tool made (and only such a one)."""
     try:
-        pwd.getpwnam(user)
+        account = pwd.getpwnam(user)
     except KeyError:
         return
+    if account.pw_gecos != TAG:
+        raise RuntimeError(f"an account named {user} exists and was not made by this tool "
+                           f"(its comment is {account.pw_gecos!r}, not {TAG!r}): rename it, "
+                           "or run the chain on another machine")
     # This run's account: whatever it still runs (a server the hub left) goes with it.
     subprocess.run(["pkill", "-KILL", "-u", user], capture_output=True)
     for _ in range(50):
@@ -188,6 +195,9 @@ def run_chain(root: Path, *, log=print) -> Chain:
         _fetch_work_submit(chain, user, edits)
     log(f"{FORGER} submits once more, as {FORGED} (--student={FORGED})")
     chain.student("forged submit", FORGER, "submit", ASSIGNMENT, f"--student={FORGED}")
+    log("and entries planted in the exchange by hand: a link, a link to the solutions inside a "
+        "submission, a name without a time, a backdated submission")
+    plant_attacks(chain)
     chain.due = datetime.now(timezone.utc)
     chain.instructor("set due date", "db", "assignment", "add", ASSIGNMENT,
                      f"--duedate={chain.due.isoformat()}")
@@ -220,6 +230,36 @@ def run_chain(root: Path, *, log=print) -> Chain:
     chain.instructor("export moodle", "export", "--exporter=tlgrade.export.MoodleExport",
                      "--to", "moodle.csv")
     return chain
+
+
+# What a student can write into the exchange's inbound folder (mode 0733) without nbgrader:
+# account -> (name of the entry, shell lines that make it). Collect must refuse each.
+def _attacks(chain: Chain) -> dict[str, tuple[str, str, str]]:
+    inbound = chain.exchange / COURSE / "inbound"
+    solution = chain.course / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    now = datetime.now(timezone.utc)
+    stamp = f"{now:%Y-%m-%d %H:%M:%S.%f} UTC"
+    old = f"{now.replace(year=now.year - 1):%Y-%m-%d %H:%M:%S.%f} UTC"
+    bobs = chain.home("tl-bob") / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    return {
+        "link in carol's name": ("tl-bob", f"tl-carol+{ASSIGNMENT}+{stamp}+link",
+                                 f'ln -s {chain.home("tl-carol")} "$E"'),
+        "link to the solutions inside": (
+            "tl-alice", f"tl-alice+{ASSIGNMENT}+{stamp}+inner",
+            f'mkdir "$E" && ln -s {solution} "$E/{ASSIGNMENT}.ipynb" && '
+            f'echo "{stamp}" > "$E/timestamp.txt"'),
+        "no valid time": ("tl-bob", f"tl-bob+{ASSIGNMENT}+yesterday+junk", 'mkdir "$E"'),
+        "backdated": ("tl-bob", f"tl-bob+{ASSIGNMENT}+{old}+back",
+                      f'mkdir "$E" && cp {bobs} "$E/" && echo "{old}" > "$E/timestamp.txt"'),
+    }, inbound
+
+
+def plant_attacks(chain: Chain) -> None:
+    attacks, inbound = _attacks(chain)
+    for step, (user, name, script) in attacks.items():
+        chain.student(f"plant: {step}", user, "sh", "-c", f'E="{inbound / name}"; {script}',
+                      program="env")
+        chain.planted[step] = name
 
 
 def _fetch_work_submit(chain: Chain, user: str, edits) -> None:

@@ -10,6 +10,13 @@ Not part of tlkit, never installed by students. The pieces, in the order a grade
     plugin    the nbgrader preprocessors that put all this into `nbgrader autograde`
     answers   the salted hashes tlkit's self-checks compare with
 
+and around it, for a class:
+
+    exchange  collect only what the submitting account may hand in; flag the rest
+    late      a late penalty per started day
+    parallel  autograde a class in parallel shards, merged into the gradebook
+    export    grades for Canvas and Moodle
+
 Example::
 
     from tlgrade.grade import grade_notebook

@@ -35,8 +35,11 @@ def _autograde(argv: list[str]) -> int:
     parser.add_argument("assignment")
     parser.add_argument("--workers", type=int, default=0, help="processes (default: one per core)")
     parser.add_argument("--course", default=".", help="the course folder (default: here)")
+    parser.add_argument("--force", action="store_true",
+                        help="grade again what was graded already (as nbgrader's --force)")
     args = parser.parse_args(argv)
-    report = autograde(course=Path(args.course), assignment=args.assignment, workers=args.workers)
+    report = autograde(course=Path(args.course), assignment=args.assignment,
+                       workers=args.workers, force=args.force)
     print(f"{args.assignment}: {len(report.graded)} graded in {report.seconds:.0f} s"
           + (f", {len(report.retried)} of them again after a worker stopped" if report.retried else ""))
     for student, why in report.failed.items():

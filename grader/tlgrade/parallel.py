@@ -49,9 +49,11 @@ class Report:
 
 
 def autograde(*, course: Path, assignment: str, workers: int = 0,
-              students: list[str] | None = None, retries: int = 1, log=print) -> Report:
+              students: list[str] | None = None, force: bool = False, retries: int = 1,
+              log=print) -> Report:
     """Grade ``assignment``'s submissions in ``course`` with ``workers`` processes (0: one per
-    core). Returns who was graded and who was not (and why)."""
+    core). As ``nbgrader autograde``: without ``force``, a submission already graded and not
+    changed since is left as it is. Returns who was graded and who was not (and why)."""
     from nbgrader.coursedir import CourseDirectory
     from traitlets.config.loader import PyFileConfigLoader
 
@@ -71,19 +73,30 @@ def autograde(*, course: Path, assignment: str, workers: int = 0,
     submitted = course / coursedir.submitted_directory
     found = sorted(p.parent.name for p in submitted.glob(f"*/{assignment}") if p.is_dir())
     todo = found if students is None else [s for s in students if s in found]
+    if not force:
+        skipped = [s for s in todo if _up_to_date(course, coursedir, assignment, s)]
+        if skipped:
+            log(f"already graded and unchanged since (--force grades them again): "
+                f"{', '.join(skipped)}")
+        todo = [s for s in todo if s not in skipped]
     report = Report(failed={s: "no submission in submitted/" for s in (students or [])
                             if s not in found})
     workers = max(1, min(workers or len(os.sched_getaffinity(0)), len(todo) or 1))
     work = course / ".tlgrade-parallel" / assignment
     shutil.rmtree(work, ignore_errors=True)
+    suspects: list[str] = []
     for attempt in range(1 + retries):
         if not todo:
             break
-        shards = [todo[i::workers] for i in range(workers)] if attempt == 0 else [todo]
-        done, failed = _run_shards(shards, course=course, assignment=assignment,
-                                   database=database, coursedir=coursedir,
-                                   work=work / f"round{attempt}", log=log,
-                                   threads=max(1, len(os.sched_getaffinity(0)) // len(shards)))
+        if attempt == 0:
+            shards = [todo[i::workers] for i in range(workers)]
+        else:  # whoever was being graded when a worker died goes alone: it may be the cause
+            rest = [s for s in todo if s not in suspects]
+            shards = [[s] for s in todo if s in suspects] + ([rest] if rest else [])
+        done, failed, suspects = _run_shards(
+            shards, course=course, assignment=assignment, database=database,
+            coursedir=coursedir, work=work / f"round{attempt}", log=log,
+            threads=max(1, len(os.sched_getaffinity(0)) // len(shards)))
         report.graded += done
         report.failed.update(failed)
         if attempt:
@@ -91,8 +104,10 @@ def autograde(*, course: Path, assignment: str, workers: int = 0,
         todo = [s for s in todo if s not in done and s not in failed]
         if todo and attempt < retries:
             log(f"not graded yet, grading again in a fresh process: {', '.join(todo)}")
-    report.failed.update({s: f"its worker stopped before grading it, {1 + retries} times "
-                          f"(see {work}/round*/shard*/autograde.log)" for s in todo})
+    report.failed.update({s: f"its worker stopped while grading it, {1 + retries} times: see "
+                          f"{work}/round*/shard*/autograde.log; grade it alone with `nbgrader "
+                          f"autograde {assignment} --student={s}` (more memory: "
+                          f"c.SandboxedExecute.memory_mb)" for s in todo})
     if not todo:  # every grade is in the course: the shards are no longer needed
         shutil.rmtree(work, ignore_errors=True)
         try:
@@ -105,9 +120,10 @@ def autograde(*, course: Path, assignment: str, workers: int = 0,
 
 
 def _run_shards(shards: list[list[str]], *, course: Path, assignment: str, database: Path,
-                coursedir, work: Path, threads: int, log) -> tuple[list[str], dict[str, str]]:
+                coursedir, work: Path, threads: int, log) -> tuple[list[str], dict[str, str], list[str]]:
     """Grade each shard in its own process and merge what each finished. Returns who was
-    graded, and who nbgrader could not grade (with its error)."""
+    graded, who nbgrader could not grade (with its error), and who was being graded when a
+    worker died."""
     processes = []
     for number, students in enumerate(shards):
         shard = work / f"shard{number}"
@@ -119,7 +135,7 @@ def _run_shards(shards: list[list[str]], *, course: Path, assignment: str, datab
         processes.append((shard, students, out, subprocess.Popen(
             command, cwd=shard, env=env, stdout=out, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL)))
-    graded, failed, start = [], {}, time.perf_counter()
+    graded, failed, suspects, start = [], {}, [], time.perf_counter()
     for shard, students, out, process in processes:
         code = process.wait()
         out.close()
@@ -129,9 +145,12 @@ def _run_shards(shards: list[list[str]], *, course: Path, assignment: str, datab
                 failed[student] = (shard / "failed" / student).read_text()[-2000:]
         log(f"worker {shard.name}: {len(done)} of {len(students)} graded after "
             f"{time.perf_counter() - start:.0f} s" + (f", then it ended with {code}" if code else ""))
+        if code:
+            suspects += [s for s in students if (shard / "started" / s).exists()
+                         and s not in done and s not in failed]
         _merge(shard, course, assignment, done, coursedir=coursedir, database=database)
         graded += done
-    return graded, failed
+    return graded, failed, suspects
 
 
 def work(argv: list[str]) -> None:
@@ -143,14 +162,26 @@ def work(argv: list[str]) -> None:
     assignment, *students = argv
     config = PyFileConfigLoader("nbgrader_config.py", path=os.getcwd()).load_config()
     api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
-    for folder in ("done", "failed"):
+    for folder in ("started", "done", "failed"):
         os.makedirs(folder, exist_ok=True)
     for student in students:
-        result = api.autograde(assignment, student)
+        Path("started", student).touch()  # if this worker dies now, this student is why
+        result = api.autograde(assignment, student)  # force=True: the shard starts empty
         print(result.get("log", ""), flush=True)
         # Written only now that nbgrader has saved this student's grades and notebook.
         Path("done" if result["success"] else "failed", student).write_text(
             result.get("error") or result.get("log", ""))
+
+
+def _up_to_date(course: Path, coursedir, assignment: str, student: str) -> bool:
+    """nbgrader's rule for skipping without --force: every notebook graded, and the submission
+    not newer than its grading."""
+    source = course / coursedir.submitted_directory / student / assignment
+    graded = course / coursedir.autograded_directory / student / assignment
+    if not graded.is_dir() or any(not (graded / nb.name).exists() for nb in source.glob("*.ipynb")):
+        return False
+    new, old = (coursedir.get_existing_timestamp(str(p)) for p in (source, graded))
+    return not (new is not None and old is not None and new > old)
 
 
 def _make_shard(shard: Path, students: list[str], *, course: Path, assignment: str,
@@ -178,33 +209,36 @@ def _make_shard(shard: Path, students: list[str], *, course: Path, assignment: s
 
 def _merge(shard: Path, course: Path, assignment: str, students: list[str], *, coursedir,
            database: Path) -> None:
-    """Copy these students' grading from the shard into the course: every field autograding
-    sets, so the course gradebook ends as a serial run leaves it."""
-    from nbgrader.api import Gradebook
+    """Copy into the course what autograding set for these students — auto scores and
+    comments, late penalties, the submission time — and nothing else: a manual grade someone
+    gave in the formgrader meanwhile stays. ``needs_manual_grade`` by nbgrader's own rule."""
+    from nbgrader.api import Gradebook, MissingEntry
 
-    with Gradebook(f"sqlite:///{shard / 'gradebook.db'}") as src, \
-            Gradebook(f"sqlite:///{database}") as dst:
+    course_id = coursedir.course_id
+    with Gradebook(f"sqlite:///{shard / 'gradebook.db'}", course_id) as src, \
+            Gradebook(f"sqlite:///{database}", course_id) as dst:
         for student in students:
             theirs = src.find_submission(assignment, student)
-            person = theirs.student
-            dst.update_or_create_student(student, first_name=person.first_name,
-                                         last_name=person.last_name, email=person.email,
-                                         lms_user_id=person.lms_user_id)
-            ours = dst.update_or_create_submission(assignment, student,
-                                                   timestamp=theirs.timestamp,
-                                                   extension=theirs.extension)
+            try:
+                dst.find_student(student)
+            except MissingEntry:  # autograde enrolled them (create_student)
+                person = theirs.student
+                dst.add_student(student, first_name=person.first_name,
+                                last_name=person.last_name, email=person.email,
+                                lms_user_id=person.lms_user_id)
+            times = {"timestamp": theirs.timestamp} if theirs.timestamp is not None else {}
+            dst.update_or_create_submission(assignment, student, **times)
             for notebook in theirs.notebooks:
                 target = dst.find_submission_notebook(notebook.name, assignment, student)
-                target.flagged = notebook.flagged
                 target.late_submission_penalty = notebook.late_submission_penalty
                 for grade in notebook.grades:
                     mine = dst.find_grade(grade.name, notebook.name, assignment, student)
-                    for key in ("auto_score", "manual_score", "extra_credit", "needs_manual_grade"):
-                        setattr(mine, key, getattr(grade, key))
+                    mine.auto_score = grade.auto_score
+                    # SaveAutoGrades' rule, on the course's manual score (it may be newer)
+                    mine.needs_manual_grade = mine.manual_score is not None or mine.auto_score is None
                 for comment in notebook.comments:
-                    mine = dst.find_comment(comment.name, notebook.name, assignment, student)
-                    mine.auto_comment, mine.manual_comment = comment.auto_comment, comment.manual_comment
-            assert ours.student.id == student
+                    dst.find_comment(comment.name, notebook.name, assignment,
+                                     student).auto_comment = comment.auto_comment
             dst.db.commit()
             target_folder = course / coursedir.autograded_directory / student / assignment
             shutil.rmtree(target_folder, ignore_errors=True)
