@@ -64,6 +64,21 @@ def test_a_small_demo_run_writes_table_plot_and_numbers(tmp_path, capsys):
     assert result["accuracy"][features][10][0] >= 0.85
 
 
+def test_the_text_demo_compares_transfer_with_scratch_on_unseen_words(tmp_path, capsys):
+    pytest.importorskip("transformers")
+    from tlkit.teach.demo_text import METHODS, run_text_demo
+
+    result = run_text_demo(ks=(5, 50), seeds=(0,), out_dir=tmp_path)
+    printed = capsys.readouterr().out
+    assert "held-out words" in printed and "k=50" in printed
+    saved = json.loads((tmp_path / "demo_text.json").read_text())
+    assert saved["ks"] == [5, 50] and set(saved["accuracy"]) == set(METHODS)
+    assert (tmp_path / "demo_text_data_efficiency.png").read_bytes().startswith(b"\x89PNG")
+    scratch, features = (result["accuracy"][m][50][0] for m in (METHODS[0], METHODS[2]))
+    # Pretrained features know words they were not shown; n-grams only know spellings.
+    assert features >= 0.75 and features - scratch >= 0.1
+
+
 def test_table_shows_mean_and_std_over_seeds():
     result = {"ks": [2], "seeds": [0, 1], "accuracy": {"m": {2: [0.5, 0.7]}},
               "seconds_per_run": {"m": 1.25}}

@@ -24,9 +24,9 @@ pytest.importorskip("tlgrade", reason="the instructor's grader: pip install -e g
 ASSIGNMENTS = grade_demo.ASSIGNMENTS
 
 
-def test_five_assignments_each_with_sample_submissions():
+def test_six_assignments_each_with_sample_submissions():
     assert ASSIGNMENTS == ["ex01_sgd_update", "ex02_freeze_and_head", "ex03_feature_extraction",
-                           "ex04_fine_tuning", "ex05_choose_strategy"]
+                           "ex04_fine_tuning", "ex05_choose_strategy", "ex06_text_transfer"]
     assert set(grade_demo.SAMPLES) == set(ASSIGNMENTS)
     for name, samples in grade_demo.SAMPLES.items():
         assert {"solution", "blank"} <= set(samples)

@@ -49,7 +49,7 @@ def test_colab_cell_installs_tlkit_only_on_colab(monkeypatch, capsys):
     exec(source, {})
     (command,) = calls
     assert command[1:4] == ["-m", "pip", "install"]
-    assert command[-1] == "tlkit @ git+https://github.com/someone/fork"
+    assert command[-1] == "tlkit[text] @ git+https://github.com/someone/fork"
     # Nothing that would replace Colab's own torch or Jupyter is asked for.
     assert not any(word in " ".join(command) for word in ("torch", "jupyter", "notebook",
                                                           "nbgrader", "--upgrade", "-U"))

@@ -170,7 +170,8 @@ def test_root_defaults_to_tlkit_data(tmp_path, monkeypatch):
 
 
 def test_list_and_describe():
-    assert list_online() == ["cifar10", "eurosat", "flowers102", "hymenoptera", "pneumoniamnist"]
+    assert list_online() == ["cifar10", "eurosat", "flowers102", "hymenoptera", "pneumoniamnist",
+                             "sst2"]
     for name in list_online():
         text = describe_online(name)
         assert text.startswith(f"{name}: ")

@@ -119,6 +119,24 @@ def test_the_held_out_faces_cannot_be_looked_up_inside(tmp_path):
         assert (content[test_indices()] == 0.5).all()  # every test image blank
 
 
+def test_the_held_out_words_cannot_be_looked_up_inside():
+    pytest.importorskip("vaderSentiment")
+    from tlgrade.ex06_text import masks
+    from tlkit.data.text import vader_words
+
+    shown = masks()
+    assert shown, "no copy of vader_lexicon.txt found to hide"
+    test, train = vader_words("test").texts, vader_words("train").texts
+    for real, content in shown.items():
+        kept = {line.split("\t")[0] for line in content.decode().splitlines()}
+        assert not kept & set(test)  # no held-out word, so no rating to read
+        assert set(train) <= kept
+        # The lexicon shown inside gives the notebook exactly the training words it gets outside.
+        lines = [line.split("\t") for line in content.decode().splitlines()]
+        rows = [(t[0], float(t[1]), ()) for t in lines if len(t) >= 4]
+        assert vader_words("train", rows=rows).texts == train
+
+
 @needs_bwrap
 def test_a_visible_and_a_hidden_check_score_apart(monkeypatch):
     from tlkit.teach.exercises import sgd_problem

@@ -10,8 +10,9 @@ The package is built in floors, each importing only from those below it:
 
     teach/   the lessons' set-up cell, plots, widgets, quizzes, measurements, doctor, demo
     learn/   fit and evaluate, history, checkpoints, sgd_step, features, fine_tune, adapt
-    models/  the Backbone contract, the registry and factory, weights, surgery, small_cnn
-    data/    data sets by name, image folders, the downloader
+    models/  the Backbone contract, the registry and factory, weights, surgery, small_cnn,
+             text encoders
+    data/    data sets by name (images and text), image folders, the downloader
     core/    device, seeds, argument checks
 
 ``tlkit.<name>`` is the public API. Names are imported on first use (PEP 562), so
@@ -32,13 +33,15 @@ _API: dict[str, tuple[str, ...]] = {
     "data.catalog": ("few_shot", "list_datasets", "load_dataset"),
     "data.download": ("ChecksumError", "DownloadError", "download"),
     "data.folder": ("image_folder",),
+    "data.text": ("TextDataset",),
     "models.backbone": ("Backbone",),
     "models.factory": ("backbone_weights", "get_backbone", "list_backbones"),
     "models.weights": ("BadWeightsFile", "Weights", "WeightsNotAvailable"),
     "models.surgery": ("Summary", "count_parameters", "freeze", "freeze_to", "layer_groups",
                        "param_groups", "replace_head", "set_batchnorm", "summary", "unfreeze",
                        "unfreeze_last"),
-    "models.scratch": ("small_cnn",),
+    "models.scratch": ("small_cnn", "small_text_model"),
+    "models.text": ("TextEncoder", "get_text_encoder", "list_text_encoders"),
     "learn.history": ("History",),
     "learn.checkpoint": ("CheckpointMismatch",),
     "learn.guards": ("CPUTrainingWarning", "TrainingDiverged"),
@@ -48,7 +51,7 @@ _API: dict[str, tuple[str, ...]] = {
     "learn.sgd": ("sgd_step",),
     "learn.adapt": ("adapt_batchnorm",),
     "teach.course": ("Setup", "setup"),
-    "teach.viz": ("plot_data_efficiency", "plot_history", "show_images"),
+    "teach.viz": ("plot_data_efficiency", "plot_history", "plot_similarity", "show_images"),
     "teach.widgets": ("UnfreezeExplorer", "unfreeze_explorer"),
     "teach.quiz": ("Quiz", "quiz"),
     "teach.measure": ("latency", "peak_memory_megabytes", "weights_megabytes"),

@@ -195,6 +195,26 @@ _EX04_TRAIN = """def train_steps(model, optimizer, images, labels, *, steps):
         losses.append(loss.item())
     return losses"""
 
+_EX06_POOL = """def mean_pool(vectors, mask):
+    weights = mask.unsqueeze(-1).to(vectors.dtype)
+    mean = (vectors * weights).sum(1) / weights.sum(1)
+    return mean / mean.norm(dim=1, keepdim=True)"""
+_EX06_PREDICT = """train_x = embed(train.texts).numpy()
+classifier = LogisticRegression(max_iter=1000).fit(train_x, train.targets)
+
+def predict(words):
+    return classifier.predict(embed(words).numpy())"""
+LOOKUP_LEXICON = """from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+analyzer = SentimentIntensityAnalyzer()
+
+def predict(words):
+    return np.array([int(analyzer.polarity_scores(w)["compound"] > 0) for w in words])"""
+LOOKUP_TEST_WORDS = """test = tlkit.load_dataset("vader_words", split="test")
+label_of = dict(zip(test.texts, test.targets))
+
+def predict(words):
+    return np.array([label_of.get(w, 0) for w in words])"""
+
 SIGN_MISTAKE = solve(but={"sgd_step": "def sgd_step(params, *, lr):\n    with torch.no_grad():\n"
                                       "        for p in params:\n            p += lr * p.grad"})
 
@@ -255,6 +275,21 @@ SAMPLES: dict[str, dict[str, tuple[list[Edit], float]]] = {
         "cheat_nudges_the_head": ([solve(but={"train_steps": "def train_steps(model, optimizer, images, labels, *, steps):\n    model.head.weight.data += 1\n    return []"})], 5),
         "cheat_calls_tlkit_unfreeze_last": ([solve(but={"prepare": mutate(_EX04_PREPARE, "    model.requires_grad_(False)\n    for block in model.blocks[-n:]:\n        block.requires_grad_(True)\n    model.head.requires_grad_(True)\n", "    tlkit.unfreeze_last(model, n)\n")})], 0),
         "solution_warns_on_stderr": ([solve(but={"train_steps": mutate(_EX04_TRAIN, "    model.train()\n", "    import sys, warnings\n    warnings.warn('a warning from honest code')\n    print('progress 0/5', file=sys.stderr)\n    model.train()\n")})], 10),
+    },
+    "ex06_text_transfer": {
+        "solution": ([solve()], 10),
+        "blank": ([], 0),
+        # Pooling wrong (0 of 3); the classifier still separates the words (5); the similarities
+        # built on the wrong pooling rank right on one of the two draws, visible or hidden, and
+        # wrong on the other (1 of 2: each check of a cell is worth half its points).
+        "mistake_padding_counted": ([solve(but={"mean_pool": mutate(_EX06_POOL, "(vectors * weights).sum(1) / weights.sum(1)", "vectors.mean(1)")})], 6),
+        "mistake_not_normalised": ([solve(but={"mean_pool": mutate(_EX06_POOL, "return mean / mean.norm(dim=1, keepdim=True)", "return mean")})], 6),
+        "mistake_labels_shuffled": ([solve(but={"predict": mutate(_EX06_PREDICT, "fit(train_x, train.targets)", "fit(train_x, np.random.default_rng(0).permutation(train.targets))")})], 5),
+        "mistake_least_similar_first": ([solve(but={"most_similar": "def most_similar(word, candidates, n=3):\n    vectors = embed([word, *candidates])\n    similarity = vectors[1:] @ vectors[0]\n    return [candidates[i] for i in similarity.argsort()[:n].tolist()]"})], 8),
+        "cheat_lookup_lexicon": ([solve(but={"predict": LOOKUP_LEXICON})], 5),
+        "cheat_lookup_test_words": ([solve(but={"predict": LOOKUP_TEST_WORDS})], 5),
+        "cheat_calls_encoder_pooling": ([solve(but={"mean_pool": "def mean_pool(vectors, mask):\n    return encoder.neck(vectors, mask.bool())"})], 0),
+        "cheat_patch_helpers": (CHEATS["cheat_patch_helpers"][0], 0),
     },
     "ex05_choose_strategy": {
         "solution": ([solve()], 6),  # + the written answer, which waits for a human

@@ -45,11 +45,12 @@ def install_source(url: str | None = None) -> str:
     """The first code cell: on Colab only, install tlkit (Colab keeps its own torch/Jupyter)."""
     url = url or repo_url()
     return (
-        "# On Google Colab only: install tlkit from the course repository. Colab's own torch\n"
-        "# and Jupyter already satisfy tlkit's requirements, so pip leaves them as they are.\n"
+        "# On Google Colab only: install tlkit (with its text extra) from the course repository.\n"
+        "# Colab's own torch, transformers and Jupyter already satisfy tlkit's requirements,\n"
+        "# so pip leaves them as they are.\n"
         "import subprocess, sys\n"
         "if \"google.colab\" in sys.modules:\n"
-        f"    command = [sys.executable, \"-m\", \"pip\", \"install\", \"-q\", \"tlkit @ git+{url}\"]\n"
+        f"    command = [sys.executable, \"-m\", \"pip\", \"install\", \"-q\", \"tlkit[text] @ git+{url}\"]\n"
         "    print(\" \".join(command))\n"
         "    subprocess.run(command, check=True)")
 

@@ -26,7 +26,8 @@ from tlkit.teach.variant import Variant
 __all__ = ["Check", "CheckFailed", "Context", "register", "get_check", "calls_in"]
 
 Arrays = dict[str, np.ndarray]
-EXERCISES = ("ex01_sgd", "ex02_freeze", "ex03_features", "ex04_finetune", "ex05_strategy")
+EXERCISES = ("ex01_sgd", "ex02_freeze", "ex03_features", "ex04_finetune", "ex05_strategy",
+             "ex06_text")
 CHECK_CALL = re.compile(r"""\bcheck\(\s*["']([\w.]+)["']\s*(,\s*hidden\s*=\s*True\s*)?\)""")
 
 
@@ -52,7 +53,8 @@ class Check:
     probe: str  # function in inside/probes.py
     inputs: Callable[[Context], Arrays]
     verify: Callable[[Arrays, Arrays, Context], str]
-    masks: Callable[[], dict[str, np.ndarray]] = field(default=lambda: {})  # files to hide
+    # files to hide: real path -> what to show there (an array for .npy files, else bytes)
+    masks: Callable[[], dict[str, np.ndarray | bytes]] = field(default=lambda: {})
 
 
 _CHECKS: dict[str, Check] = {}

@@ -150,8 +150,12 @@ def _write_masks(tasks: list[Task], folder: Path) -> dict[str, Path]:
     shown = {}
     for check_id in dict.fromkeys(t[0] for t in tasks):
         for real, content in get_check(check_id).masks().items():
-            path = folder / f"{len(shown)}.npy"
-            np.save(path, content)
+            path = folder / f"{len(shown)}.mask"
+            if isinstance(content, bytes):
+                path.write_bytes(content)
+            else:
+                with open(path, "wb") as f:  # np.save to a name would append ".npy"
+                    np.save(f, content)
             shown[real] = path
     return shown
 

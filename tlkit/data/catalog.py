@@ -7,8 +7,11 @@ Offline, no download, real photographs:
 * ``textures`` — brick / grass / gravel, 512×512 greyscale photographs cut into patches.
   Training patches come from the left three quarters of each photograph and test patches from
   the right quarter, so no pixel is in both (overlapping patches would leak the answer).
+* ``vader_words`` — 5,578 English words rated negative / positive by 10 people each (the VADER
+  lexicon, shipped in ``vaderSentiment``; see :mod:`tlkit.data.text`), 1,000 of them the test set.
 
-Downloaded (see :mod:`tlkit.data.online`): hymenoptera, flowers102, eurosat, pneumoniamnist, cifar10.
+Downloaded (see :mod:`tlkit.data.online`): hymenoptera, flowers102, eurosat, pneumoniamnist, cifar10,
+sst2 (sentences).
 
 Every split is fixed: ``seed`` chooses only the few-shot subset (``k_per_class``). So runs over
 several seeds draw different training images and score them on one and the same test set —
@@ -37,6 +40,7 @@ __all__ = ["load_dataset", "list_datasets", "few_shot", "OFFLINE_DATASETS"]
 OFFLINE_DATASETS = {
     "faces": "LFW faces vs. non-faces from scikit-image: 2 classes, 200 images, 25×25 grey",
     "textures": "brick / grass / gravel photographs cut into 64×64 patches, disjoint regions",
+    "vader_words": "English words rated negative / positive by 10 people each (VADER lexicon)",
 }
 
 
@@ -67,6 +71,10 @@ def load_dataset(name: str, *, split: str = "train", transform: Callable | None 
         data = _faces(split)
     elif name == "textures":
         data = _textures(split)
+    elif name == "vader_words":
+        from .text import vader_words
+
+        data = vader_words(split)
     elif isinstance(name, str) and name in list_online():
         data = load_online(name, split=split, root=root, download=download)
     else:

@@ -6,7 +6,7 @@ where it can. Everything lands under ``$TLKIT_DATA`` (default ``~/.cache/tlkit/d
 
     >>> from tlkit.data.online import load_online, list_online
     >>> list_online()
-    ['cifar10', 'eurosat', 'flowers102', 'hymenoptera', 'pneumoniamnist']
+    ['cifar10', 'eurosat', 'flowers102', 'hymenoptera', 'pneumoniamnist', 'sst2']
     >>> train = load_online("hymenoptera", split="train")        # doctest: +SKIP
 """
 from __future__ import annotations
@@ -116,6 +116,12 @@ def _cifar10(folder: Path, split: str, seed: int) -> ImageDataset:
     return ArrayImages(tv.data, targets=tv.targets, classes=tv.classes, name=f"cifar10/{split}")
 
 
+def _sst2(folder: Path, split: str, seed: int) -> ImageDataset:
+    from .text import sst2
+
+    return sst2(folder, split, seed)
+
+
 # --- the registry ---------------------------------------------------------------------------
 
 _FLOWERS = "https://www.robots.ox.ac.uk/~vgg/data/flowers/102/"
@@ -158,6 +164,13 @@ ONLINE_DATASETS: dict[str, OnlineDataset] = {e.name: e for e in [
         (RemoteFile("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
                     "cifar-10-python.tar.gz", md5="c58f30108f718f92721af3b95e74349a"),),
         ("train", "test"), _cifar10),
+    OnlineDataset(
+        "sst2", "SST-2 (GLUE): movie-review sentences, negative / positive, 67,349 train / "
+        "872 test (GLUE's labelled dev split).",
+        # URL and md5: torchtext/datasets/sst2.py, URL and MD5.
+        (RemoteFile("https://dl.fbaipublicfiles.com/glue/data/SST-2.zip", "SST-2.zip",
+                    md5="9f81648d4199384278b86e315dac217c"),),
+        ("train", "test"), _sst2),
 ]}
 
 

@@ -27,7 +27,7 @@ from ..core.checks import flag, integer, writable_folder
 from ..core.device import as_device
 from ..data.images import ImageDataset
 from ..models.backbone import Backbone, require_backbone
-from .inputs import as_dataset, batches
+from .inputs import as_dataset, batches, untransformed_hint
 
 __all__ = ["extract_features", "Features", "feature_cache_dir"]
 
@@ -108,8 +108,7 @@ def extract_features(model: Backbone, data: ImageDataset, *, batch_size: int = 6
         raise TypeError(f"data must be a data set of images (tlkit.load_dataset, "
                         f"tlkit.image_folder), got {type(data).__name__}")
     if getattr(data, "transform", True) is None:
-        raise ValueError("the data set has no transform, so its items are PIL images: load it "
-                         "with transform=model.weights.transforms()")
+        raise ValueError(f"the data set has no transform, so {untransformed_hint(data)}")
     if len(data) == 0:
         raise ValueError(f"{data!r} is empty: there are no images to extract features from")
     as_dataset(data, name="data", labelled=False)  # the first item: a tensor, not a PIL image

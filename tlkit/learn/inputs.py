@@ -15,16 +15,17 @@ from ..core.checks import describe, first_line
 from ..models.backbone import Backbone
 
 __all__ = ["Data", "as_dataset", "batches", "check_model", "check_labels",
-           "explain_forward_error"]
+           "explain_forward_error", "embeds_tokens", "gives_tokens", "untransformed_hint"]
 
 Data = torch.utils.data.Dataset | tuple[torch.Tensor, torch.Tensor]
 
 
-def as_dataset(data: Data, *, name: str = "data",
-               labelled: bool = True) -> torch.utils.data.Dataset:
+def as_dataset(data: Data, *, name: str = "data", labelled: bool = True,
+               token_ids: bool = False) -> torch.utils.data.Dataset:
     """``data`` as a non-empty Dataset; a tuple ``(x, y)`` becomes a TensorDataset.
 
     ``labelled=False``: the labels are ignored (batch-norm adaptation), so any y will do.
+    ``token_ids=True``: the model embeds tokens, so x may be int64 token ids (N, L).
     """
     from .features import Features  # here: features.py itself imports this module
 
@@ -49,7 +50,9 @@ def as_dataset(data: Data, *, name: str = "data",
                              f" got {tuple(y.shape)}")
         if len(x) != len(y):
             raise ValueError(f"{name} has {len(x)} examples in x but {len(y)} labels in y")
-        if not x.is_floating_point():
+        # For a model that embeds tokens, int64 rows are token ids (a tokenizer's output);
+        # anything else that is not float is raw pixels or a mistake.
+        if not x.is_floating_point() and not (token_ids and x.dtype == torch.long and x.dim() == 2):
             raise TypeError(f"{name}'s x is {x.dtype}: models take floating-point inputs. For "
                             f"images use a data set with transform=model.weights.transforms(); "
                             f"for features pass x.float()")
@@ -63,8 +66,7 @@ def as_dataset(data: Data, *, name: str = "data",
         raise TypeError(f"{name} must be a Dataset or a tuple (x, y) of tensors, got "
                         f"{describe(data)}")
     if getattr(data, "transform", True) is None and hasattr(data, "load_image"):
-        raise ValueError(f"{data!r} has no transform, so its items are PIL images, not "
-                         f"tensors: load it with transform=model.weights.transforms()")
+        raise ValueError(f"{data!r} has no transform, so {untransformed_hint(data)}")
     try:
         size = len(data)
     except TypeError:
@@ -86,12 +88,15 @@ def _check_first_item(data: torch.utils.data.Dataset, name: str, labelled: bool)
         raise TypeError(f"{name}[0] is {describe(item)}: a data set for training gives pairs "
                         f"(image or features, label)")
     x, y = item
+    if isinstance(x, str):
+        raise TypeError(f"{name} gives strings such as {x[:30]!r}, not token ids: load it with "
+                        f"transform=encoder.weights.transforms() (the encoder's tokenizer)")
     if type(x).__module__.startswith("PIL"):
         raise TypeError(f"{name} gives PIL images, not tensors: its transform must end with "
                         f"T.ToTensor() and T.Normalize(...), as model.weights.transforms() does")
     if not isinstance(x, (torch.Tensor, np.ndarray)):
         raise TypeError(f"{name}[0] holds {describe(x)} as its input: it must be a tensor")
-    if not torch.as_tensor(x).is_floating_point():
+    if not torch.as_tensor(x).is_floating_point() and not gives_tokens(data):
         raise TypeError(f"{name} gives {torch.as_tensor(x).dtype} tensors (pixel values 0-255?); "
                         f"models take floats: end the transform with T.ToTensor() and "
                         f"T.Normalize(...) (or ToDtype(torch.float32, scale=True)), as "
@@ -105,6 +110,25 @@ def _check_first_item(data: torch.utils.data.Dataset, name: str, labelled: bool)
         except (TypeError, ValueError):
             raise TypeError(f"{name}[0]'s label is {describe(y)}: labels must be class indices "
                             f"(0, 1, 2, ...), e.g. data.classes.index(name)") from None
+
+
+def embeds_tokens(model: nn.Module) -> bool:
+    """True for a model that starts from token ids (an embedding table), e.g. a text encoder."""
+    return any(isinstance(m, (nn.Embedding, nn.EmbeddingBag)) for m in model.modules())
+
+
+def gives_tokens(data: torch.utils.data.Dataset) -> bool:
+    """True for text data sets, whose integer items are token ids, not raw pixel values."""
+    while isinstance(data, torch.utils.data.Subset):
+        data = data.dataset
+    return getattr(data, "inputs", None) == "tokens"
+
+
+def untransformed_hint(data) -> str:
+    """What an item of ``data`` is without a transform, and which transform to pass."""
+    hint = getattr(data, "untransformed_hint", None)
+    return hint() if callable(hint) else ("its items are PIL images, not tensors: load it "
+                                          "with transform=model.weights.transforms()")
 
 
 def batches(loader, *, name: str):

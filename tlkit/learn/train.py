@@ -32,7 +32,7 @@ from . import guards
 from .guards import CPUTrainingWarning, TrainingDiverged, diverged_message, loss_bound
 from .history import History
 from .inputs import (Data, as_dataset, batches, check_batch_labels, check_labels, check_model,
-                     explain_forward_error, output_width)
+                     embeds_tokens, explain_forward_error, output_width)
 
 __all__ = ["fit", "evaluate", "History", "CPUTrainingWarning", "TrainingDiverged", "Data"]
 
@@ -86,7 +86,7 @@ def evaluate(model: nn.Module, data: Data, *, batch_size: int = 64,
     check_model(model)
     batch_size = integer("batch_size", batch_size, min=1)
     device = as_device(device)
-    dataset = as_dataset(data, name="data")
+    dataset = as_dataset(data, name="data", token_ids=embeds_tokens(model))
     check_labels(model, dataset, name="data")
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size)
     was_training = model.training
@@ -136,10 +136,10 @@ def fit(model: nn.Module, train_data: Data, *, val_data: Data | None = None, epo
         raise TypeError("on_batch must be a function (epoch, step, loss) or None")
     if resume and checkpoint_dir is None:
         raise ValueError("resume=True needs checkpoint_dir= (the folder of an earlier run)")
-    dataset = as_dataset(train_data, name="train_data")
+    dataset = as_dataset(train_data, name="train_data", token_ids=embeds_tokens(model))
     check_labels(model, dataset, name="train_data")
     if val_data is not None:
-        val_data = as_dataset(val_data, name="val_data")
+        val_data = as_dataset(val_data, name="val_data", token_ids=embeds_tokens(model))
         check_labels(model, val_data, name="val_data")
         guards.check_classes_match(dataset, val_data)
     guards.warn_about_setup(model, dataset)

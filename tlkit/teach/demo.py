@@ -9,7 +9,8 @@ class, over several seeds, four ways to build a face / non-face classifier:
 4. ImageNet Lite0 fine-tuned                    (tlkit.fine_tune)
 
 Every method sees the same images and is scored on the same held-out test half. It prints a
-table (accuracy mean ± std over seeds, seconds per run) and saves a data-efficiency plot.
+table (accuracy mean ± std over seeds, seconds per run) and saves a data-efficiency plot. Then
+the same question for text (:mod:`tlkit.teach.demo_text`): sentiment of words never shown.
 """
 from __future__ import annotations
 
@@ -113,13 +114,14 @@ def run_demo(*, ks=(2, 5, 10, 25), seeds=(0, 1, 2), out_dir: str | Path = "resul
     return result
 
 
-def format_table(result: dict) -> str:
+def format_table(result: dict, *, title: str | None = None) -> str:
     """The accuracy table as text: mean ± std over seeds, one column per k."""
     ks = result["ks"]
     width = max(len(m) for m in result["accuracy"]) + 2
     head = "method".ljust(width) + "".join(f"k={k}".center(14) for k in ks) + "s/run".rjust(8)
-    lines = [f"faces, test accuracy (mean ± std over {len(result['seeds'])} seeds), "
-             f"k = labelled images per class", head, "-" * len(head)]
+    title = title or (f"faces, test accuracy (mean ± std over {len(result['seeds'])} seeds), "
+                      f"k = labelled images per class")
+    lines = [title, head, "-" * len(head)]
     for method, by_k in result["accuracy"].items():
         cells = "".join(f"{np.mean(by_k[k]):.3f} ± {np.std(by_k[k]):.3f}".center(14)
                         for k in ks)
@@ -149,8 +151,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ks", type=int, nargs="+", default=[2, 5, 10, 25])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--out", default="results")
+    parser.add_argument("--text-ks", type=int, nargs="+", default=[2, 5, 10, 25, 100])
     parser.add_argument("--progress", action="store_true")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     run_demo(ks=args.ks, seeds=args.seeds, out_dir=args.out, progress=args.progress)
-    print(f"total {time.perf_counter() - started:.0f} s")
+    print(f"images: {time.perf_counter() - started:.0f} s\n")
+    from .demo_text import run_text_demo
+
+    text_started = time.perf_counter()
+    run_text_demo(ks=args.text_ks, seeds=args.seeds, out_dir=args.out)
+    print(f"\nplot: {Path(args.out) / 'demo_text_data_efficiency.png'}   numbers: "
+          f"{Path(args.out) / 'demo_text.json'}")
+    print(f"text: {time.perf_counter() - text_started:.0f} s; total "
+          f"{time.perf_counter() - started:.0f} s")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import exercises as ex
-from .selfcheck import ACCURACY_BAR, CheckFailed, keyed
+from .selfcheck import ACCURACY_BAR, TEXT_ACCURACY_BAR, CheckFailed, keyed
 
 __all__ = ["CHECKS"]
 
@@ -111,6 +111,7 @@ def _accuracy(ns: dict, check_id: str) -> str:
                           f"{ACCURACY_BAR}.")
     return f"accuracy {accuracy:.2f} on {len(chosen)} test images (bar {ACCURACY_BAR})"
 
+
 def _prepared(ns: dict, *, n: int, seed: int = 0):
     s = ex.finetune_setting(seed)
     model = ex.finetune_model(seed)
@@ -198,6 +199,58 @@ def _quiz(ns: dict, check_id: str) -> str:
     return f"{len(ex.QUIZ_OPTIONS)} answers given; the grader marks them"
 
 
+def _pool(ns: dict, check_id: str) -> str:
+    import torch
+
+    problem = ex.pooling_problem(0)
+    vectors, mask = problem["vectors"], problem["mask"]
+    got = ns["mean_pool"](torch.from_numpy(vectors), torch.from_numpy(mask))
+    got = np.asarray(got.detach().cpu() if torch.is_tensor(got) else got, dtype=np.float32)
+    mean = (vectors * mask[..., None]).sum(1) / mask.sum(1, keepdims=True)
+    want = mean / np.linalg.norm(mean, axis=1, keepdims=True)
+    if got.shape != want.shape:
+        raise CheckFailed(f"mean_pool of {vectors.shape} vectors gave shape {got.shape}; "
+                          f"expected {want.shape}: one vector per text.")
+    if not np.allclose(np.linalg.norm(got, axis=1), 1, atol=1e-4):
+        raise CheckFailed("the vectors do not have length 1: divide each by its norm.")
+    if not np.allclose(got, want, atol=1e-4):
+        raise CheckFailed("not the mean of the real tokens: leave out the padded positions "
+                          "(mask 0) from the sum and from the count.")
+    return f"{len(want)} texts pooled over their real tokens, length 1"
+
+
+def _words_accuracy(ns: dict, check_id: str) -> str:
+    from ..data.catalog import load_dataset
+
+    test = load_dataset("vader_words", split="test")
+    chosen = ex.words_test_draw(0, np.array(test.targets))
+    words = [test.texts[int(i)] for i in chosen]
+    predicted = np.asarray(ns["predict"](words)).ravel().astype(np.int64)
+    accuracy = float((predicted == np.array(test.targets)[chosen]).mean())
+    if accuracy < TEXT_ACCURACY_BAR:
+        raise CheckFailed(f"accuracy {accuracy:.2f} on {len(words)} held-out words; the bar is "
+                          f"{TEXT_ACCURACY_BAR}.")
+    return f"accuracy {accuracy:.2f} on {len(words)} held-out words (bar {TEXT_ACCURACY_BAR})"
+
+
+def _similar(ns: dict, check_id: str) -> str:
+    from ..data.catalog import load_dataset
+    from ..models.text import get_text_encoder
+
+    problem = ex.similarity_problem(0, load_dataset("vader_words", split="train").texts)
+    got = [str(w) for w in ns["most_similar"](problem["word"], problem["candidates"],
+                                              n=problem["n"])]
+    e = get_text_encoder().encode([problem["word"], *problem["candidates"]])
+    sims = dict(zip(problem["candidates"], (e[1:] @ e[0]).tolist()))
+    best = sorted(sims.values(), reverse=True)[:problem["n"]]
+    if len(got) != problem["n"] or any(w not in sims for w in got):
+        raise CheckFailed(f"most_similar must return {problem['n']} of the candidates, got {got}.")
+    if not np.allclose([sims[w] for w in got], best, atol=1e-4):
+        raise CheckFailed("not the most similar candidates, most similar first: rank them by "
+                          "cosine similarity to the word.")
+    return f"the {problem['n']} nearest of {len(sims)} candidates, in order"
+
+
 CHECKS = {
     "ex01.sgd_step": (("sgd_step",), _sgd),
     "ex01.momentum": (("sgd_momentum_step",), _sgd),
@@ -213,4 +266,7 @@ CHECKS = {
     "ex04.loss_falls": (("prepare", "train_steps"), _training),
     "ex05.choose_strategy": (("choose_strategy",), _strategy),
     "ex05.quiz": (("answers",), _quiz),
+    "ex06.pool": (("mean_pool",), _pool),
+    "ex06.accuracy": (("predict",), _words_accuracy),
+    "ex06.similar": (("most_similar",), _similar),
 }

@@ -15,13 +15,16 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["STEPS", "sgd_problem", "small_mlp", "num_classes", "random_images", "FACES_SIZE",
-           "faces_test_draw", "finetune_setting", "strategy_scenarios", "QUIZ_OPTIONS"]
+           "faces_test_draw", "finetune_setting", "strategy_scenarios", "QUIZ_OPTIONS",
+           "TEXT_K", "pooling_problem", "words_test_draw", "similarity_problem"]
 
 STEPS = 3  # momentum only shows after more than one step
 FACES_SIZE = 96  # ex03's crop: the 25 × 25 faces gain nothing from 224
 FACES_PER_CLASS = 15  # held-out images per class in one accuracy check
 SMALL = 1000  # ex05: fewer labelled images per class than this is "small"
 QUIZ_OPTIONS = {"q1": ("a", "b", "c"), "q2": ("a", "b", "c"), "q3": ("a", "b", "c")}
+TEXT_K = 50  # ex06: labelled training words per class
+TEXT_TEST_WORDS = 300  # ex06: held-out words in one accuracy check
 
 
 def sgd_problem(seed: int, *, momentum: bool, weight_decay: bool) -> dict:
@@ -132,3 +135,29 @@ def canonical(variant, question: str, letter: str) -> str:
     shown = variant.order(question, list(QUIZ_OPTIONS[question]))
     index = "abcdefgh".find(str(letter).strip().lower()[:1]) if str(letter).strip() else -1
     return shown[index] if 0 <= index < len(shown) else "?"
+
+
+def pooling_problem(seed: int) -> dict:
+    """ex06: token vectors (N, L, D) and a 0/1 mask (N, L); each row has real tokens then
+    padding (row 0 none), and the padded positions hold large numbers, not zeros."""
+    rng = np.random.default_rng(seed)
+    n, length, dim = int(rng.integers(3, 7)), int(rng.integers(5, 12)), int(rng.integers(4, 17))
+    lengths = rng.integers(1, length + 1, size=n)
+    lengths[0] = length
+    mask = (np.arange(length)[None, :] < lengths[:, None]).astype(np.int64)
+    vectors = rng.normal(size=(n, length, dim)).astype(np.float32)
+    vectors[mask == 0] = rng.normal(loc=5.0, size=(int((mask == 0).sum()), dim))
+    return {"vectors": vectors, "mask": mask}
+
+
+def words_test_draw(seed: int, labels: np.ndarray) -> np.ndarray:
+    """ex06: ``TEXT_TEST_WORDS`` indices into the vader_words test split, shuffled."""
+    rng = np.random.default_rng(seed)
+    return rng.choice(len(labels), size=min(TEXT_TEST_WORDS, len(labels)), replace=False)
+
+
+def similarity_problem(seed: int, words: list[str]) -> dict:
+    """ex06: a query word and 12 candidate words from ``words`` (never the query itself)."""
+    rng = np.random.default_rng(seed)
+    chosen = [words[i] for i in rng.choice(len(words), size=13, replace=False)]
+    return {"word": chosen[0], "candidates": chosen[1:], "n": int(rng.integers(2, 5))}

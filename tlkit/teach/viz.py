@@ -1,4 +1,4 @@
-"""Plots the lessons use: training curves, data-efficiency curves, image grids.
+"""Plots the lessons use: training curves, data-efficiency curves, image grids, similarities.
 
 Each function draws on a matplotlib ``Axes`` (a new figure if none is given) and returns it,
 so a lesson can add titles or combine plots.
@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from ..data.images import ImageDataset
     from ..learn.history import History
 
-__all__ = ["plot_history", "plot_data_efficiency", "show_images"]
+__all__ = ["plot_history", "plot_data_efficiency", "plot_similarity", "show_images"]
 
 
 def _axes(ax):
@@ -70,8 +70,8 @@ def plot_history(history: "History", *, metrics: Sequence[str] | None = None,
 
 
 def plot_data_efficiency(results: Mapping[str, Mapping[int, Sequence[float]]], *,
-                         ax: Any = None,
-                         ylabel: str = "test accuracy"):
+                         ax: Any = None, ylabel: str = "test accuracy",
+                         xlabel: str = "labelled images per class"):
     """Accuracy against labels per class, one line per method, error bars = std over seeds.
 
     ``results[method][k]`` is the list of accuracies over seeds with ``k`` labels per class.
@@ -87,10 +87,34 @@ def plot_data_efficiency(results: Mapping[str, Mapping[int, Sequence[float]]], *
     ax.set_xticks(sorted({k for by_k in results.values() for k in by_k}))
     ax.get_xaxis().set_major_formatter("{x:g}")
     ax.get_xaxis().set_minor_formatter("")  # no "3×10⁰" labels between the ticks
-    ax.set_xlabel("labelled images per class")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
+    return ax
+
+
+def plot_similarity(embeddings: Any, labels: Sequence[str], *, ax: Any = None):
+    """The cosine similarity of every pair of rows of ``embeddings``, as a labelled heat map.
+
+    Example: ``tlkit.plot_similarity(encoder.encode(sentences), sentences)``
+    """
+    import torch
+
+    e = torch.as_tensor(embeddings, dtype=torch.float32)
+    if e.dim() != 2 or len(e) != len(labels):
+        raise ValueError(f"embeddings must be (N, D) with one label per row: got "
+                         f"{tuple(e.shape)} and {len(labels)} labels")
+    e = torch.nn.functional.normalize(e, dim=1)
+    sims = (e @ e.T).numpy()
+    ax = _one_axes(ax)
+    image = ax.imshow(sims, vmin=-0.2, vmax=1, cmap="viridis")
+    ax.set_xticks(range(len(labels)), [f"{i + 1}" for i in range(len(labels))])
+    ax.set_yticks(range(len(labels)), [f"{i + 1}. {t}" for i, t in enumerate(labels)])
+    for (i, j), value in np.ndenumerate(sims):
+        ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7,
+                color="black" if value > 0.5 else "white")
+    ax.figure.colorbar(image, ax=ax, label="cosine similarity")
     return ax
 
 

@@ -155,6 +155,21 @@ def quiz(ns, x):
             "answers": np.array([str(answers.get(q, "")).strip().lower()[:8] for q in questions])}
 
 
+def pool(ns, x):
+    pooled = ns["mean_pool"](torch.from_numpy(x["vectors"]), torch.from_numpy(x["mask"]))
+    return {"pooled": _array(pooled, np.float64)}
+
+
+def predict_words(ns, x):
+    words = [str(w) for w in x["words"]]
+    return {"predicted": _array(ns["predict"](words)).astype(np.int64).ravel()}
+
+
+def similar(ns, x):
+    found = ns["most_similar"](str(x["word"]), [str(c) for c in x["candidates"]], n=int(x["n"]))
+    return {"similar": np.array([str(w) for w in list(found)[:64]])}
+
+
 def run(job_path, ns):
     """Every task of the job on the kernel's namespace ``ns``; writes one .npz of results."""
     from tlkit.teach.selfcheck import explain
