@@ -21,6 +21,8 @@ def test_doctor_reports_versions_hardware_environment_and_offline_backbones():
     line = next(l for l in out.splitlines() if l.startswith("backbones offline now"))
     assert "efficientnet_lite0" in line and "resnet50" not in line
     assert "GiB free" in out and "hub" in out
+    text = next(l for l in out.splitlines() if l.startswith("text (lesson 07)"))
+    assert "all-minilm-l6-v2 encoder and vader_words offline" in text  # `make install` has it
 
 
 def test_unknown_command_prints_usage_and_fails():

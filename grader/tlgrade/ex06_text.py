@@ -63,7 +63,8 @@ def _accuracy_verify(inputs: Arrays, outputs: Arrays, ctx: Context) -> str:
     accuracy = float((predicted == want).mean())
     if accuracy < TEXT_ACCURACY_BAR:
         raise CheckFailed(f"accuracy {accuracy:.2f} on {len(want)} held-out words; the bar is "
-                          f"{TEXT_ACCURACY_BAR}. Are the training labels aligned with the features?")
+                          f"{TEXT_ACCURACY_BAR}. Are the training labels aligned with the "
+                          f"features?")
     return f"accuracy {accuracy:.2f} on {len(want)} held-out words (bar {TEXT_ACCURACY_BAR})"
 
 
@@ -83,7 +84,8 @@ def _similar_inputs(ctx: Context) -> Arrays:
 
 
 def _similar_verify(inputs: Arrays, outputs: Arrays, ctx: Context) -> str:
-    word, candidates, n = str(inputs["word"]), [str(c) for c in inputs["candidates"]], int(inputs["n"])
+    word, n = str(inputs["word"]), int(inputs["n"])
+    candidates = [str(c) for c in inputs["candidates"]]
     e = _encoder().encode([word, *candidates])
     sims = dict(zip(candidates, (e[1:] @ e[0]).tolist()))
     got = [str(w) for w in outputs["similar"]]

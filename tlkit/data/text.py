@@ -45,8 +45,9 @@ class TextDataset(ImageDataset):
     def __init__(self, texts: Sequence[str], *, targets: Sequence[int], classes: Sequence[str],
                  transform: Callable | None = None, name: str = "texts",
                  ratings: Sequence[float] | None = None) -> None:
-        if isinstance(texts, str):
-            raise TypeError(f"texts must be a list of strings, got the string {texts[:40]!r}")
+        if isinstance(texts, str) or not hasattr(texts, "__iter__"):
+            got = f"the string {texts[:40]!r}" if isinstance(texts, str) else type(texts).__name__
+            raise TypeError(f"texts must be a list of strings, got {got}")
         texts = list(texts)
         bad = next((t for t in texts if not isinstance(t, str)), None)
         if bad is not None:

