@@ -39,7 +39,8 @@ def test_the_shipped_encoder_knows_what_sentences_mean(encoder):
         ["A man is eating food.", "A man is eating a piece of bread.",
          "The girl is carrying a baby."])
     r = random @ random.T
-    assert not (r[0, 1] - r[0, 2] > 0.5)
+    # Pretrained: paraphrases far closer than unrelated sentences; random: no such gap.
+    assert sims[0, 1] - sims[0, 2] > 0.6 and abs(r[0, 1] - r[0, 2]) < 0.3
 
 
 def test_embeddings_equal_sentence_transformers_own(encoder):
@@ -109,6 +110,39 @@ def test_the_top_on_cached_token_states_is_the_same_network():
         top(torch.zeros(2, 5, dtype=torch.long))
 
 
+def test_frozen_blocks_have_no_dropout_and_the_top_moves_the_whole_encoder():
+    model = tlkit.get_text_encoder(num_classes=2)
+    tlkit.unfreeze_last(model, 1)
+    model.train()
+    assert [b.training for b in model.blocks] == [False] * 6 + [True]
+    ids = model.weights.transforms(max_length=8).batch(["good", "a fine film"])
+    lower = [model.run_blocks(ids, ids != 0, stop=6)[-1] for _ in range(2)]
+    assert torch.equal(*lower)  # the same token vectors every epoch, as token_states caches
+    with torch.no_grad():
+        model.eval()
+        before = model(ids)
+    # Left padding: no real token is cut off (the trimmed ids keep every non-padding column).
+    left = torch.cat([torch.zeros(2, 3, dtype=torch.long), ids[:, :5]], dim=1)
+    assert model.token_ids(left).shape[1] == 8
+    top = model.top(1).double()  # what fit does with .to(device) on a GPU
+    assert model.blocks[0].word_embeddings.weight.dtype == torch.float64
+    with torch.no_grad():
+        assert torch.allclose(model(ids).float(), before, atol=1e-5)
+
+
+def test_the_encoders_own_pooling_is_refused_to_ex06_answers():
+    from tlkit.teach.selfcheck import CheckFailed, forbidden
+
+    model = tlkit.get_text_encoder()
+    vectors, mask = torch.randn(2, 4, 384), torch.ones(2, 4)
+    expected = model.encode(["good"])
+    with forbidden("ex06_text_transfer"):
+        with pytest.raises(CheckFailed, match="write it yourself"):
+            model.neck(vectors, mask)          # called from here: an answer's code
+        assert torch.allclose(model.encode(["good"]), expected)   # tlkit's own use goes on
+    assert model.neck(vectors, mask).shape == (2, 384)   # and after, everything is back
+
+
 def test_vader_words_are_real_human_ratings():
     train = tlkit.load_dataset("vader_words", split="train")
     test = tlkit.load_dataset("vader_words", split="test")
@@ -120,9 +154,10 @@ def test_vader_words_are_real_human_ratings():
         for word, label, rating in zip(data.texts, data.targets, data.ratings):
             assert word.isalpha() and first[word] == rating
             assert label == int(rating > 0) and abs(rating) >= 1
-    # Drawn by a hash of the word: the test set has about the whole list's share of positives.
-    share = sum(train.targets + test.targets) / (len(train) + len(test))
-    assert abs(np.mean(test.targets) - share) < 0.03
+    # Held out by family: no test word begins with the four letters of a training word, so a
+    # spelling lookup (admire → admirer) cannot stand in for knowing what a word means.
+    assert not {w[:4] for w in train.texts} & {w[:4] for w in test.texts}
+    assert 0.3 < np.mean(test.targets) < 0.5  # both classes well represented in the test set
     assert "horrible" in train.texts + test.texts and "wonderful" in train.texts + test.texts
 
 
@@ -173,8 +208,6 @@ def test_fit_fine_tunes_the_last_layers_and_leaves_the_rest(tmp_path):
                and not torch.equal(before[k], after[k])}
     assert changed == {"6"}
     assert not torch.equal(before["head.weight"], after["head.weight"])
-    acc = tlkit.evaluate(model, train)["acc"]
-    assert 0.0 <= acc <= 1.0
 
 
 def test_a_bag_of_word_pieces_learns_from_token_ids():

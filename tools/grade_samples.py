@@ -209,6 +209,17 @@ analyzer = SentimentIntensityAnalyzer()
 
 def predict(words):
     return np.array([int(analyzer.polarity_scores(w)["compound"] > 0) for w in words])"""
+SPELLING_LOOKUP = """everything = tlkit.load_dataset("vader_words", split="train")   # every training word
+
+def predict(words):
+    out = []
+    for w in words:      # the label of the training words that share the longest beginning
+        common = [next((i for i, (a, b) in enumerate(zip(w, v)) if a != b), min(len(w), len(v)))
+                  for v in everything.texts]
+        best = max(common)
+        votes = [t for c, t in zip(common, everything.targets) if c == best]
+        out.append(int(np.mean(votes) > 0.5))
+    return np.array(out)"""
 LOOKUP_TEST_WORDS = """test = tlkit.load_dataset("vader_words", split="test")
 label_of = dict(zip(test.texts, test.targets))
 
@@ -279,15 +290,17 @@ SAMPLES: dict[str, dict[str, tuple[list[Edit], float]]] = {
     "ex06_text_transfer": {
         "solution": ([solve()], 10),
         "blank": ([], 0),
-        # Pooling wrong (0 of 3); the classifier still separates the words (5); the similarities
-        # built on the wrong pooling rank right on one of the two draws, visible or hidden, and
-        # wrong on the other (1 of 2: each check of a cell is worth half its points).
-        "mistake_padding_counted": ([solve(but={"mean_pool": mutate(_EX06_POOL, "(vectors * weights).sum(1) / weights.sum(1)", "vectors.mean(1)")})], 6),
-        "mistake_not_normalised": ([solve(but={"mean_pool": mutate(_EX06_POOL, "return mean / mean.norm(dim=1, keepdim=True)", "return mean")})], 6),
+        # Pooling wrong (0 of 3), and so the similarities built on it (0 of 2: among 30
+        # candidates a ranking by anything but cosine shows); the classifier still separates
+        # the words (5).
+        "mistake_padding_counted": ([solve(but={"mean_pool": mutate(_EX06_POOL, "(vectors * weights).sum(1) / weights.sum(1)", "vectors.mean(1)")})], 5),
+        "mistake_not_normalised": ([solve(but={"mean_pool": mutate(_EX06_POOL, "return mean / mean.norm(dim=1, keepdim=True)", "return mean")})], 5),
         "mistake_labels_shuffled": ([solve(but={"predict": mutate(_EX06_PREDICT, "fit(train_x, train.targets)", "fit(train_x, np.random.default_rng(0).permutation(train.targets))")})], 5),
         "mistake_least_similar_first": ([solve(but={"most_similar": "def most_similar(word, candidates, n=3):\n    vectors = embed([word, *candidates])\n    similarity = vectors[1:] @ vectors[0]\n    return [candidates[i] for i in similarity.argsort()[:n].tolist()]"})], 8),
         "cheat_lookup_lexicon": ([solve(but={"predict": LOOKUP_LEXICON})], 5),
         "cheat_lookup_test_words": ([solve(but={"predict": LOOKUP_TEST_WORDS})], 5),
+        # Held out by family, no test word is a training word with another ending.
+        "cheat_spelling_lookup": ([solve(but={"predict": SPELLING_LOOKUP})], 5),
         "cheat_calls_encoder_pooling": ([solve(but={"mean_pool": "def mean_pool(vectors, mask):\n    return encoder.neck(vectors, mask.bool())"})], 0),
         "cheat_patch_helpers": (CHEATS["cheat_patch_helpers"][0], 0),
     },

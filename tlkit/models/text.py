@@ -60,6 +60,16 @@ class TextEncoder(Backbone):
                          num_features=bert.config.hidden_size, weights=weights)
         self.pad_id = bert.config.pad_token_id or 0
 
+    def train(self, mode: bool = True) -> "TextEncoder":
+        super().train(mode)
+        if mode:
+            # A frozen block is a fixed feature extractor: no dropout in it, so it gives the
+            # same token vectors every epoch (and cached token_states are exactly what it gives).
+            for block in self.blocks:
+                if not any(p.requires_grad for p in block.parameters()):
+                    block.eval()
+        return self
+
     def token_ids(self, x) -> torch.Tensor:
         """Strings or token ids → token ids (N, L) on the encoder's device."""
         device = next(self.parameters()).device
@@ -83,9 +93,7 @@ class TextEncoder(Backbone):
                              f"batch dimension: pass x.unsqueeze(0)")
         if x.dim() != 2:
             raise ValueError(f"{self.name} takes token ids of shape (N, L), got {tuple(x.shape)}")
-        # Padding costs attention time for nothing: cut the columns that are padding everywhere.
-        longest = int((x != self.pad_id).sum(1).max()) if len(x) else 0
-        return x[:, :max(longest, 1)].to(device)
+        return _trim(x, x != self.pad_id).to(device)
 
     def run_blocks(self, h: torch.Tensor, mask: torch.Tensor, *, start: int = 0,
                    stop: int | None = None) -> list[torch.Tensor]:
@@ -188,24 +196,37 @@ class TopBlocks(nn.Module):
                             f"encoder.token_states(texts, upto={self.start}), got "
                             f"{describe(states)}")
         mask = states.ne(0).any(-1)  # token_states zeroes the padding
-        longest = max(int(mask.sum(1).max()), 1)
-        states, mask = states[:, :longest], mask[:, :longest]
-        encoder = self._encoder[0]
-        h = encoder.run_blocks(states, mask, start=self.start)[-1]
-        return encoder.head(self.neck(h, mask))
+        states, mask = _trim(states, mask), _trim(mask, mask)
+        # The class's method, not an attribute of the instance that could have been replaced.
+        h = TextEncoder.run_blocks(self._encoder[0], states, mask, start=self.start)[-1]
+        return self.head(self.neck(h, mask))
+
+    def _apply(self, fn, *args, **kwargs):
+        # .to(device) / .double() on the top moves the whole encoder: its lower blocks make
+        # the token states, and must stay on the same device as the top.
+        self._encoder[0]._apply(fn, *args, **kwargs)
+        return super()._apply(fn, *args, **kwargs)
+
+
+def _trim(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``x`` without the token columns that are padding in every row (they cost attention time
+    for nothing); wherever the padding is, right or left."""
+    used = mask.any(0).nonzero()
+    return x[:, :int(used.max()) + 1] if len(used) else x[:, :1]
 
 
 class _evaluating:
-    """``with _evaluating(model):`` eval mode inside, the previous mode restored after."""
+    """``with _evaluating(model):`` eval mode inside; every module's own mode restored after."""
 
     def __init__(self, model: nn.Module) -> None:
-        self.model, self.was = model, model.training
+        self.model, self.modes = model, [(m, m.training) for m in model.modules()]
 
     def __enter__(self):
         self.model.eval()
 
     def __exit__(self, *exc):
-        self.model.train(self.was)
+        for module, mode in self.modes:
+            module.training = mode
 
 
 # --- the factory ------------------------------------------------------------------------------

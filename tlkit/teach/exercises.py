@@ -157,7 +157,8 @@ def words_test_draw(seed: int, labels: np.ndarray) -> np.ndarray:
 
 
 def similarity_problem(seed: int, words: list[str]) -> dict:
-    """ex06: a query word and 12 candidate words from ``words`` (never the query itself)."""
+    """ex06: a query word, 30 candidate words from ``words`` (never the query) and how many of
+    the nearest to ask for: enough that a ranking by anything but cosine similarity shows."""
     rng = np.random.default_rng(seed)
-    chosen = [words[i] for i in rng.choice(len(words), size=13, replace=False)]
-    return {"word": chosen[0], "candidates": chosen[1:], "n": int(rng.integers(2, 5))}
+    chosen = [words[i] for i in rng.choice(len(words), size=31, replace=False)]
+    return {"word": chosen[0], "candidates": chosen[1:], "n": int(rng.integers(5, 9))}
