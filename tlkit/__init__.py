@@ -44,7 +44,7 @@ _API: dict[str, tuple[str, ...]] = {
     "models.text": ("TextEncoder", "get_text_encoder", "list_text_encoders"),
     "learn.history": ("History",),
     "learn.checkpoint": ("CheckpointMismatch",),
-    "learn.guards": ("CPUTrainingWarning", "TrainingDiverged"),
+    "learn.guards": ("CPUTrainingWarning", "SlowTrainingWarning", "TrainingDiverged"),
     "learn.train": ("evaluate", "fit"),
     "learn.features": ("Features", "extract_features"),
     "learn.finetune": ("fine_tune",),

@@ -2,16 +2,30 @@
 
 The training loop asks these questions once; lessons use them to say plainly when a run
 is on a CPU (the silent-CPU-fallback surprise learners report on Colab).
+
+The device rule, the same for every tlkit function:
+
+- a function that takes ``device=`` (``fit``, ``evaluate``, ``fine_tune``, ``extract_features``,
+  ``adapt_batchnorm``, ``latency``) runs the model there — by default the GPU when there is one
+  — and afterwards puts the model back on the device (and in the memory layout) it found it on;
+- a method without ``device=`` (``model(x)``, ``encoder.encode``) runs where the model is;
+- every tensor tlkit returns (features, embeddings) is on the CPU.
+
+So ``model.head(features)`` and ``model(images)`` work after any tlkit call, on a laptop and on
+a Colab GPU alike, without a single ``.to(...)`` in a lesson.
 """
 from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
+from typing import Iterator
 
 import torch
+from torch import nn
 
 __all__ = ["default_device", "as_device", "autocast_dtype", "on_colab", "on_binder",
-           "environment", "available_cpus"]
+           "environment", "available_cpus", "running_on", "device_of"]
 
 
 def default_device() -> torch.device:
@@ -55,6 +69,38 @@ def as_device(device: torch.device | str | None, *, name: str = "device") -> tor
     elif device.type not in ("cpu", "mps"):
         raise ValueError(f"{name}={str(device)!r}: tlkit runs on 'cpu' or 'cuda'")
     return device
+
+
+def device_of(model: nn.Module) -> torch.device:
+    """Where ``model``'s first parameter (or buffer) is; the CPU for a model without tensors."""
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
+@contextmanager
+def running_on(model: nn.Module, device: torch.device) -> Iterator[torch.device]:
+    """Inside the block ``model`` is on ``device``; afterwards it is back where it was.
+
+    Also on an error: a failed GPU run leaves the model on the device the learner put it on.
+    A layout change made inside (channels_last on a GPU) is undone too.
+
+    Example::
+
+        with running_on(model, torch.device("cuda")):
+            logits = model(x.cuda())
+    """
+    home = device_of(model)
+    layouts = {name: p.is_contiguous() for name, p in model.named_parameters() if p.dim() == 4}
+    model.to(device)
+    try:
+        yield device
+    finally:
+        if any(not p.is_contiguous() for name, p in model.named_parameters()
+               if layouts.get(name, False)):
+            model.to(memory_format=torch.contiguous_format)
+        if device_of(model) != home:
+            model.to(home)
 
 
 def autocast_dtype(device: torch.device | str) -> torch.dtype | None:

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ..core.checks import integer
-from ..core.device import as_device
+from ..core.device import as_device, running_on
 from .inputs import Data, as_dataset, batches
 
 __all__ = ["adapt_batchnorm"]
@@ -40,7 +40,7 @@ def adapt_batchnorm(model: nn.Module, data: Data, *, batch_size: int = 64,
     if not norms:
         raise ValueError("the model has no batch-norm layers: there are no statistics to adapt")
     dataset = as_dataset(data, name="data", labelled=False)
-    model.eval().to(device)
+    model.eval()
     saved = [(m, m.momentum, {k: v.clone() for k, v in m.state_dict().items()}) for m in norms]
     for m in norms:
         m.reset_running_stats()
@@ -55,8 +55,9 @@ def adapt_batchnorm(model: nn.Module, data: Data, *, batch_size: int = 64,
     if len(dataset) < 2:
         raise ValueError("adapt_batchnorm needs at least 2 target images to measure statistics")
     try:
-        for x, _ in batches(loader, name="data"):
-            model(x.to(device))
+        with running_on(model, device):  # the device rule: see tlkit/core/device.py
+            for x, _ in batches(loader, name="data"):
+                model(x.to(device))
     except BaseException:
         for m, _, stats in saved:  # a failed batch must not leave half-adapted statistics
             m.load_state_dict(stats)

@@ -17,7 +17,7 @@ from torch import nn
 from ..core.checks import first_line
 
 __all__ = ["model_signature", "optimizer_signature", "save_atomically", "load_checkpoint",
-           "CheckpointMismatch"]
+           "save_run", "snapshot", "CheckpointMismatch"]
 
 
 class CheckpointMismatch(ValueError):
@@ -46,6 +46,31 @@ def save_atomically(path: Path, state: dict) -> None:
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     torch.save(state, tmp)
     os.replace(tmp, path)
+
+
+def save_run(path: Path, *, epoch: int, model: nn.Module, optimizer: torch.optim.Optimizer,
+             scheduler, scaler, history) -> None:
+    """The state after ``epoch``, with what it belongs to, so resume=True can refuse a mismatch."""
+    save_atomically(path, {
+        "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict() if scheduler else None,
+        "scaler": scaler.state_dict() if scaler else None,
+        "history": history.records, "marks": history.marks,
+        "model_name": getattr(model, "name", type(model).__name__),
+        "model_signature": model_signature(model),
+        "optimizer_kind": type(optimizer).__name__,
+        "optimizer_signature": optimizer_signature(optimizer)})
+
+
+def snapshot(state):
+    """A copy of a state dict whose tensors live on the CPU: later steps cannot change it."""
+    if torch.is_tensor(state):
+        return state.detach().to("cpu", copy=True)
+    if isinstance(state, dict):
+        return {k: snapshot(v) for k, v in state.items()}
+    if isinstance(state, (list, tuple)):
+        return type(state)(snapshot(v) for v in state)
+    return state
 
 
 def load_checkpoint(path: Path, *, model: nn.Module, optimizer: torch.optim.Optimizer,

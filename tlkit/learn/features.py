@@ -24,7 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..core.checks import flag, integer, writable_folder
-from ..core.device import as_device
+from ..core.device import as_device, running_on
 from ..data.images import ImageDataset
 from ..models.backbone import Backbone, require_backbone
 from .inputs import as_dataset, batches, untransformed_hint
@@ -126,14 +126,16 @@ def extract_features(model: Backbone, data: ImageDataset, *, batch_size: int = 6
             return Features(saved["x"], saved["y"], True, time.perf_counter() - start, path)
 
     was_training = model.training
-    model.eval().to(device)
     loader = torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=False,
                                          pin_memory=device.type == "cuda")
     chunks, labels = [], []
-    for images, targets in tqdm(batches(loader, name="data"), total=len(loader),
-                                desc=f"features {model.name}", disable=not progress, leave=False):
-        chunks.append(model.forward_features(images.to(device, non_blocking=True)).float().cpu())
-        labels.append(torch.as_tensor(targets))
+    with running_on(model.eval(), device):  # the device rule: see tlkit/core/device.py
+        for images, targets in tqdm(batches(loader, name="data"), total=len(loader),
+                                    desc=f"features {model.name}", disable=not progress,
+                                    leave=False):
+            chunks.append(model.forward_features(images.to(device, non_blocking=True))
+                          .float().cpu())
+            labels.append(torch.as_tensor(targets))
     model.train(was_training)
     x, y = torch.cat(chunks), torch.cat(labels)
 

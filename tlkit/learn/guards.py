@@ -18,11 +18,14 @@ from ..models.backbone import Backbone
 from .history import History
 from .inputs import classes_of
 
-__all__ = ["TrainingDiverged", "CPUTrainingWarning", "warn_about_setup", "check_classes_match",
-           "loss_bound", "diverged_message", "warn_if_slow"]
+__all__ = ["TrainingDiverged", "SlowTrainingWarning", "CPUTrainingWarning", "warn_about_setup",
+           "check_classes_match", "loss_bound", "diverged_message", "estimate_epoch",
+           "halve_batch", "out_of_memory"]
 
-# Warn about CPU training when one epoch looks longer than this (seconds).
+# Say how long training will take when one epoch looks longer than this (seconds): on a CPU
+# soon (a GPU would be much faster), on a GPU only for long epochs.
 CPU_WARNING_SECONDS = 20.0
+GPU_WARNING_SECONDS = 120.0
 
 
 class TrainingDiverged(FloatingPointError):
@@ -33,7 +36,11 @@ class TrainingDiverged(FloatingPointError):
         self.history = history
 
 
-class CPUTrainingWarning(UserWarning):
+class SlowTrainingWarning(UserWarning):
+    """One epoch will take a while; the message estimates how long the run has left."""
+
+
+class CPUTrainingWarning(SlowTrainingWarning):
     """Training runs on the CPU and will take a while."""
 
 
@@ -101,15 +108,57 @@ def blown_up(model: nn.Module) -> bool:
     return any(not torch.isfinite(p).all() for p in model.parameters() if p.requires_grad)
 
 
-def warn_if_slow(two_steps: float, steps: int, epochs_left: int) -> None:
-    per_epoch = two_steps / 2 * steps
-    if per_epoch > CPU_WARNING_SECONDS:
+def estimate_epoch(step: int, elapsed: float, first_step: float, steps: int, epochs_left: int,
+                   *, on_gpu: bool) -> None:
+    """After the first steps of a run, warn when an epoch will be long, with an estimate.
+
+    ``elapsed``: seconds since the epoch began; ``first_step``: what the first step took. On a
+    CPU the first two steps time it. On a GPU the first step also picks cuDNN's kernels and is
+    slower than the rest, so steps two and three time it.
+    """
+    if not on_gpu and step == 1:
+        _warn_slow(elapsed / 2 * steps, steps, epochs_left, CPU_WARNING_SECONDS, "the CPU")
+    elif on_gpu and step == 2:
+        per_step = (elapsed - first_step) / 2
+        _warn_slow(first_step + per_step * (steps - 1), steps, epochs_left,
+                   GPU_WARNING_SECONDS, "the GPU")
+
+
+def _warn_slow(per_epoch: float, steps: int, epochs_left: int, limit: float, where: str) -> None:
+    if per_epoch <= limit:
+        return
+    when = f"{per_epoch * epochs_left / 60:.1f} min for the {epochs_left} epoch(s) left"
+    if where == "the CPU":
         warnings.warn(
-            f"Training on the CPU: about {per_epoch:.0f} s per epoch ({steps} batches), "
-            f"{per_epoch * epochs_left / 60:.1f} min for the {epochs_left} epoch(s) left. A GPU "
-            f"is much faster (on Colab: Runtime → Change runtime type → GPU); or use cached "
-            f"features (tlkit.extract_features) or smaller images.",
-            CPUTrainingWarning, stacklevel=4)
+            f"Training on the CPU: about {per_epoch:.0f} s per epoch ({steps} batches), {when}. "
+            f"A GPU is much faster (on Colab: Runtime → Change runtime type → GPU); or use "
+            f"cached features (tlkit.extract_features) or smaller images.",
+            CPUTrainingWarning, stacklevel=5)
+    else:
+        warnings.warn(
+            f"Training on the GPU: about {per_epoch:.0f} s per epoch ({steps} batches), {when}. "
+            f"For a quicker run use cached features (tlkit.extract_features), smaller images "
+            f"(transforms(size=...)) or fewer epochs.", SlowTrainingWarning, stacklevel=5)
+
+
+def halve_batch(batch_size: int) -> int:
+    """The batch size to retry with after the GPU ran out of memory; says so."""
+    smaller = batch_size // 2
+    warnings.warn(f"batch_size={batch_size} does not fit in GPU memory: starting the epoch again "
+                  f"with batch_size={smaller}. Pass batch_size={smaller} (or less) to skip this "
+                  f"retry next time.", UserWarning, stacklevel=4)
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()  # give the failed batch's memory back before the retry
+    return smaller
+
+
+def out_of_memory(err: BaseException, batch_size: int) -> RuntimeError:
+    """The error for a GPU that ran out of memory where halving the batch cannot help."""
+    return torch.cuda.OutOfMemoryError(
+        f"The GPU ran out of memory with batch_size={batch_size} ({str(err).splitlines()[0]}). "
+        f"Use a smaller batch_size, smaller images (transforms(size=...)), a smaller backbone, "
+        f"or cached features (tlkit.extract_features); on Colab, Runtime → Restart frees memory "
+        f"held by earlier cells.")
 
 
 def _normalize_of(transform):

@@ -14,7 +14,7 @@ from torch import nn
 from ..core.checks import describe, first_line
 from ..models.backbone import Backbone
 
-__all__ = ["Data", "as_dataset", "batches", "check_model", "check_labels",
+__all__ = ["Data", "as_dataset", "batches", "check_model", "check_labels", "forward",
            "explain_forward_error", "embeds_tokens", "gives_tokens", "untransformed_hint"]
 
 Data = torch.utils.data.Dataset | tuple[torch.Tensor, torch.Tensor]
@@ -272,3 +272,24 @@ def explain_forward_error(model: nn.Module, x: torch.Tensor, err: Exception) -> 
                 f"data has {shape[1]}: build it as nn.Linear({shape[1]}, ...) "
                 f"(for a backbone's features: model.num_features)")
     return None
+
+
+def forward(model: nn.Module, x: torch.Tensor, first: bool, net=None) -> torch.Tensor:
+    """``net(x)`` (``net``: ``model`` or its DDP wrapper); the first batch's errors explained."""
+    net = model if net is None else net  # net: the DDP wrapper under torchrun; model explains
+    if not first:
+        return net(x)
+    try:  # the first batch explains a shape mix-up; later ones need no try
+        out = net(x)
+    except (RuntimeError, ValueError) as err:
+        why = explain_forward_error(model, x, err)
+        if why is None:
+            raise
+        raise ValueError(f"{why}. ({first_line(err, 160)})") from None
+    if not torch.is_tensor(out) or out.dim() != 2:
+        got = (f"a tensor of shape {tuple(out.shape)}" if torch.is_tensor(out) else
+               f"a {type(out).__name__} of {len(out)} outputs" if isinstance(out, (tuple, list))
+               else describe(out))
+        raise TypeError(f"the model returns {got}; fit and evaluate train and score a model that "
+                        f"returns one tensor of class scores, shape (batch, classes)")
+    return out

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from ..core.checks import integer
-from ..core.device import as_device
+from ..core.device import as_device, running_on
 
 __all__ = ["latency", "weights_megabytes", "peak_memory_megabytes"]
 
@@ -35,18 +35,18 @@ def latency(model: nn.Module, *, size: int = 224, batch_size: int = 1, repeats: 
     batch_size = integer("batch_size", batch_size, min=1)
     repeats = integer("repeats", repeats, min=1)
     device = as_device(device)
-    model.eval().to(device)
     x = torch.randn(batch_size, 3, size, size, device=device)
-    model(x)
     times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
+    with running_on(model.eval(), device):  # the device rule: see tlkit/core/device.py
         model(x)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
+        for _ in range(repeats):
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            model(x)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - start)
     return statistics.median(times)
 
 
