@@ -9,13 +9,13 @@ import socket
 import tarfile
 import threading
 import time
-import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
+from standins import make_zip  # tests/standins
 from tlkit.data.archives import extract
 from tlkit.data.download import ChecksumError, DownloadError, download, file_digest
 
@@ -25,14 +25,6 @@ pytestmark = pytest.mark.timeout(30)
 def _png(color) -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", (8, 8), color).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def make_zip(members: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
     return buf.getvalue()
 
 
