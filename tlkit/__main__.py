@@ -1,4 +1,5 @@
-"""Command line: ``tlkit doctor`` and ``tlkit demo`` (also ``python -m tlkit ...``)."""
+"""Command line: ``tlkit doctor``, ``tlkit demo`` and ``tlkit reproduce animals`` (also
+``python -m tlkit ...``)."""
 from __future__ import annotations
 
 import sys
@@ -15,8 +16,13 @@ def main(argv: list[str] | None = None) -> None:
         from .teach.demo import main as demo
 
         demo(rest)
+    elif command == "reproduce":
+        from .teach.reproduce import main as reproduce
+
+        reproduce(rest)
     else:
-        print("usage: tlkit doctor | tlkit demo [--ks 2 5 10 25] [--seeds 0 1 2] [--out results]")
+        print("usage: tlkit doctor | tlkit demo [--ks 2 5 10 25] [--seeds 0 1 2] [--out results]"
+              " | tlkit reproduce animals [--epochs 2] [--limit N]  (FULL mode: downloads)")
         sys.exit(0 if command in ("help", "-h", "--help") else 2)
 
 
