@@ -7,7 +7,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.tlkit-installed
 
-.PHONY: demo test install chromium bubblewrap proxy doctor bench badges exercises grade-demo grade-samples bench-autograde clean-venv
+.PHONY: demo test test-full install chromium bubblewrap proxy doctor bench badges exercises grade-demo grade-samples bench-autograde ddp-check gpu-check clean-venv
 
 # tlkit for the lessons and tests, and grader/ (tlgrade: nbgrader, answer keys, sandbox) for
 # instructors and CI. A student's install is tlkit alone.
@@ -55,6 +55,23 @@ demo: $(STAMP)
 # The venv's bin/ goes first on PATH: nbgrader runs `alembic` from there.
 test: $(STAMP) chromium bubblewrap proxy
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest
+
+# FULL mode offline: every lesson with TLKIT_FULL=1 against tiny stand-ins of the downloaded data
+# sets and random ResNet-50 weights, served from 127.0.0.1 (tests/standins/). make test runs
+# it too; this target runs it alone.
+test-full: $(STAMP)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest tests/test_full.py --durations=0
+
+# fit under torchrun: 2 CPU processes (gloo) against one process with the doubled batch; last
+# line DDP ranks=2 identical=True max_diff_vs_single=...
+ddp-check: $(STAMP)
+	$(PY) tools/ddp_check.py
+
+# On a CUDA machine: the CUDA tests, every lesson with FULL=False and with FULL=True (test-full),
+# then bench/gpu.py (P2cuda, P3), within a 10-minute budget it enforces. Log bench/gpu-check.log, figures
+# bench/gpu-results.json. Without a GPU it says so and stops. One script: tools/gpu_check.sh.
+gpu-check: $(STAMP)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" MAKE="$(MAKE)" bash tools/gpu_check.sh
 
 doctor: $(STAMP)
 	$(PY) -m tlkit doctor
