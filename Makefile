@@ -67,8 +67,8 @@ test-full: $(STAMP)
 ddp-check: $(STAMP)
 	$(PY) tools/ddp_check.py
 
-# On a CUDA machine: the CUDA tests, every lesson with FULL=False and with FULL=True (test-full),
-# then bench/gpu.py (P2cuda, P3), within a 10-minute budget it enforces. Log bench/gpu-check.log, figures
+# On a CUDA machine: bench/gpu.py (P2cuda, P3), the CUDA tests, every lesson with FULL=False and
+# with FULL=True, within a 10-minute budget it enforces. Log bench/gpu-check.log, figures
 # bench/gpu-results.json. Without a GPU it says so and stops. One script: tools/gpu_check.sh.
 gpu-check: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" MAKE="$(MAKE)" bash tools/gpu_check.sh

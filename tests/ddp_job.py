@@ -96,6 +96,12 @@ else:
     records = tlkit.fit(model, Recorded(x, y), val_data=val, epochs=args.epochs, lr=LR,
                         batch_size=args.batch_size, seed=SEED, checkpoint_dir=args.ckpt,
                         resume=args.resume, progress=rank == 0, device="cpu").records
+# Batch norm in training mode: each process's running statistics follow its own batches; after
+# fit every process must hold the same ones (rank 0's), so the model scored and saved is one.
+torch.manual_seed(rank)
+with_bn = tlkit.small_cnn(num_classes=3, width=4)
+tlkit.fit(with_bn, (x, y), epochs=1, batch_size=args.batch_size, lr=LR, seed=SEED,
+          progress=False, device="cpu")
 try:
     tlkit.fit(model, (x, y), sync_batchnorm=True, device="cpu", progress=False)
     refusal = None
@@ -103,5 +109,5 @@ except ValueError as err:
     refusal = str(err)
 args.out.mkdir(parents=True, exist_ok=True)
 torch.save({"state": model.state_dict(), "start": start, "seen": Recorded.seen, "history": records,
-            "saved": saved, "refusal": refusal,
+            "saved": saved, "refusal": refusal, "with_bn": with_bn.state_dict(),
             "world": int(os.environ.get("WORLD_SIZE", 1))}, args.out / f"rank{rank}.pt")

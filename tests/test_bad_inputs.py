@@ -412,3 +412,14 @@ def test_the_feature_cache_tells_transforms_apart_and_never_caches_a_random_one(
         c = tlkit.extract_features(model, random, cache_dir=tmp_path, progress=False)
     assert c.path is None and not c.from_cache
     torch.set_rng_state(state)  # the probe itself does not disturb the caller's random draws
+
+
+def test_adapt_batchnorm_refuses_one_image_and_changes_nothing():
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    model[1].running_mean.fill_(0.5)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError, match="at least 2 target images"):
+        tlkit.adapt_batchnorm(model, (torch.randn(1, 3, 8, 8), torch.zeros(1, dtype=torch.long)))
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert model[1].momentum == 0.1

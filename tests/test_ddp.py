@@ -81,6 +81,15 @@ def test_both_ranks_end_with_identical_weights_that_moved(runs):
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
+def test_batch_norm_statistics_in_training_mode_end_the_same_on_every_rank(runs):
+    r0, r1 = runs["whole"]
+    means = [k for k in r0["with_bn"] if k.endswith("running_mean")]
+    assert means and all(r0["with_bn"][k].abs().sum() > 0 for k in means)  # they did move
+    assert _max_diff(r0["with_bn"], r1["with_bn"]) <= 1e-7
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
 def test_two_ranks_equal_one_process_with_the_doubled_batch(runs):
     (r0, r1), (one,) = runs["whole"], runs["single"]
     assert one["world"] == 1

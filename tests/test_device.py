@@ -27,18 +27,21 @@ def blobs(n: int = 64, seed: int = 0):
 
 
 class Greedy(nn.Module):
-    """A linear model that 'runs out of GPU memory' on batches larger than ``limit``."""
+    """A model with batch norm that 'runs out of GPU memory' on batches larger than ``limit``,
+    after ``spare`` forward passes that fit (which move weights, optimizer state and
+    batch-norm statistics: the retry must undo all three)."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, spare: int = 0) -> None:
         super().__init__()
         torch.manual_seed(0)
-        self.limit, self.linear, self.calls = limit, nn.Linear(10, 2), []
+        self.limit, self.spare, self.calls = limit, spare, []
+        self.linear, self.norm = nn.Linear(10, 2), nn.BatchNorm1d(2)
 
     def forward(self, x):
         self.calls.append(len(x))
-        if len(x) > self.limit:
+        if len(x) > self.limit and len(self.calls) > self.spare:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return self.linear(x)
+        return self.norm(self.linear(x))
 
 
 def test_running_on_undoes_a_layout_change_and_survives_an_error():
@@ -55,24 +58,26 @@ def test_running_on_undoes_a_layout_change_and_survives_an_error():
     assert device_of(nn.ReLU()) == torch.device("cpu")  # no tensors: the CPU
 
 
-def test_a_batch_too_big_for_the_gpu_halves_and_gives_the_run_a_smaller_batch_would():
+@pytest.mark.parametrize("spare", [0, 1, 2])  # 2: the first epoch's validation runs out
+def test_a_batch_too_big_for_the_gpu_halves_and_gives_the_run_a_smaller_batch_would(spare):
     data, val = blobs(64), blobs(32, 1)
-    greedy = Greedy(limit=8)
+    greedy = Greedy(limit=8, spare=spare)  # spare: steps that fit before the first failure
     with pytest.warns(UserWarning) as caught:
-        history = tlkit.fit(greedy, data, val_data=val, epochs=2, lr=0.1, batch_size=32,
-                            progress=False, device="cpu")
+        history = tlkit.fit(greedy, data, val_data=val, epochs=2, lr=0.01, batch_size=32,
+                            optimizer="adam", progress=False, device="cpu")
     said = [str(w.message) for w in caught if "GPU memory" in str(w.message)]
     assert len(said) == 2
     assert "batch_size=32 does not fit" in said[0] and "batch_size=16" in said[0]
     assert "batch_size=16 does not fit" in said[1] and "batch_size=8" in said[1]
-    # The retry starts from the weights and optimizer the run began with: it is exactly the
-    # run that asked for batch_size=8.
+    # The retry starts from the weights, Adam's state and the batch-norm statistics the run
+    # began with: it is exactly the run that asked for batch_size=8.
     direct = Greedy(limit=8)
-    expected = tlkit.fit(direct, data, val_data=val, epochs=2, lr=0.1, batch_size=8,
-                         progress=False, device="cpu")
+    expected = tlkit.fit(direct, data, val_data=val, epochs=2, lr=0.01, batch_size=8,
+                         optimizer="adam", progress=False, device="cpu")
     assert history["train_loss"] == expected["train_loss"]
     assert history["val_acc"] == expected["val_acc"]
-    assert torch.equal(greedy.linear.weight, direct.linear.weight)
+    for name, value in direct.state_dict().items():
+        assert torch.equal(greedy.state_dict()[name], value), name
     assert set(greedy.calls[-20:]) == {8}
 
 
@@ -91,7 +96,7 @@ def test_out_of_memory_that_halving_cannot_fix_says_what_to_do_and_keeps_the_wei
             self.calls.append(len(x))
             if len(self.calls) > 6:
                 raise torch.cuda.OutOfMemoryError("CUDA out of memory.")
-            return self.linear(x)
+            return self.norm(self.linear(x))
 
     model = LaterGreedy(limit=100)
     with pytest.raises(torch.cuda.OutOfMemoryError, match="batch_size=8"):
@@ -100,7 +105,8 @@ def test_out_of_memory_that_halving_cannot_fix_says_what_to_do_and_keeps_the_wei
     # The weights as epoch 2 began (after epoch 1's four steps), not half an epoch.
     replay = Greedy(limit=100)
     tlkit.fit(replay, blobs(32), epochs=1, batch_size=8, lr=0.1, progress=False, device="cpu")
-    assert torch.equal(model.linear.weight, replay.linear.weight)
+    for name, value in replay.state_dict().items():
+        assert torch.equal(model.state_dict()[name], value), name
 
 
 def test_the_gpu_epoch_estimate_leaves_out_the_first_step(monkeypatch):

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # make gpu-check: everything that needs a CUDA GPU, in one command, within a 10-minute budget.
 #
-#   1. the CUDA tests           pytest -m cuda tests/
-#   2. every lesson, FULL=False pytest course/            (nbval; pyproject adds --nbval-lax)
-#   3. every lesson, FULL=True  make test-full            (against the offline stand-ins)
-#   4. the GPU benchmark        bench/gpu.py              (P2cuda, P3; figures as JSON)
+#   1. the GPU benchmark        bench/gpu.py              (P2cuda, P3; figures as JSON)
+#   2. the CUDA tests           pytest -m cuda tests/
+#   3. every lesson, FULL=False pytest course/            (nbval; pyproject adds --nbval-lax)
+#   4. every lesson, FULL=True  pytest tests/test_full.py (against the offline stand-ins)
 #
-# Steps 2 and 3 run side by side (each output kept apart, printed when both are done); the
-# benchmark runs last, alone, so nothing else competes for the GPU or the CPUs it measures.
+# The benchmark runs first, alone, so nothing else competes for the GPU or the CPUs it measures;
+# steps 3 and 4 then run side by side (each output kept apart, printed when both are done).
 # Without a CUDA GPU it says so and stops (exit 2) before running anything. Otherwise every
 # step runs, each under its own time limit inside the overall budget, even after a failure;
 # the log (stdout and stderr of every step) goes to $GPU_CHECK_LOG, the benchmark's figures to
@@ -15,23 +15,27 @@
 #
 # Run from anywhere:  bash tools/gpu_check.sh      (or  make gpu-check)
 # Settings (environment): GPU_CHECK_LOG (bench/gpu-check.log), GPU_CHECK_JSON
-# (bench/gpu-results.json), GPU_CHECK_BUDGET (600 s in all), GPU_CHECK_SERIAL=1 (steps 2 and
-# 3 one after the other), GPU_CHECK_BENCH_ARGS (extra bench/gpu.py arguments, e.g. --compile),
-# per-step limits in seconds: GPU_CHECK_T_CUDA (120), GPU_CHECK_T_COURSE (330),
-# GPU_CHECK_T_FULL (330), GPU_CHECK_T_BENCH (480); GPU_CHECK_DRY_RUN=1 prints the steps
-# without running them (a check of this script on a machine without a GPU).
+# (bench/gpu-results.json), GPU_CHECK_BUDGET (600 s in all), GPU_CHECK_SERIAL=1 (steps 3 and
+# 4 one after the other), GPU_CHECK_BENCH_ARGS (extra bench/gpu.py arguments, e.g. --compile),
+# per-step limits in seconds: GPU_CHECK_T_BENCH (300), GPU_CHECK_T_CUDA (90),
+# GPU_CHECK_T_COURSE (330), GPU_CHECK_T_FULL (330); GPU_CHECK_DRY_RUN=1 prints the steps
+# without running them (a check of this script on a machine without a GPU); GPU_CHECK_PYTHON
+# (default .venv/bin/python) the Python to run everything with.
 set -u -o pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT" || exit 2
 VENV="$ROOT/.venv"
-PY="$VENV/bin/python"
-export PATH="$VENV/bin:$PATH"   # like `make test`: nbgrader and the kernels run tools from there
+# The project's venv; on a GPU machine without it (a venv does not travel), the Python given in
+# GPU_CHECK_PYTHON, whose environment has torch with CUDA and tlkit importable (PYTHONPATH=.).
+PY="${GPU_CHECK_PYTHON:-$VENV/bin/python}"
+export PATH="$(dirname "$PY"):$PATH"   # like `make test`: the kernels run tools from there
 MAKE="${MAKE:-make}"
 DRY="${GPU_CHECK_DRY_RUN:-}"
 
-if [ ! -x "$PY" ]; then
-    echo "gpu-check: $PY is missing: run  make install  (or make test) first; nothing was run" >&2
+if [ ! -x "$PY" ] && ! command -v "$PY" >/dev/null; then
+    echo "gpu-check: $PY is missing: run  make install  (or make test) first, or set" \
+         "GPU_CHECK_PYTHON to a Python with torch (CUDA) and tlkit's requirements; nothing was run" >&2
     exit 2
 fi
 if [ -z "$DRY" ] && ! "$PY" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
@@ -113,31 +117,34 @@ run_all() {
           torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none")'
     echo "$(nproc) CPUs; budget ${BUDGET}s; log $LOG; figures $JSON"
 
-    step "1 CUDA tests" "${GPU_CHECK_T_CUDA:-120}" "$PY" -m pytest -m cuda tests/
+    # The benchmark first, while nothing else runs: its figures are the point of the check, and
+    # a late step would get only what the others left of the budget.
+    # shellcheck disable=SC2086  # GPU_CHECK_BENCH_ARGS is a list of arguments
+    step "1 bench/gpu.py" "${GPU_CHECK_T_BENCH:-300}" "$PY" bench/gpu.py --out "$JSON" ${GPU_CHECK_BENCH_ARGS:-}
+
+    step "2 CUDA tests" "${GPU_CHECK_T_CUDA:-90}" "$PY" -m pytest -m cuda tests/
 
     local course=(env -u TLKIT_FULL "$PY" -m pytest course/)   # the lessons' default, FULL=False
-    local full=("$MAKE" --no-print-directory test-full)
+    # pytest itself, not make test-full: make would first check the install stamp (pip, offline).
+    local full=("$PY" -m pytest tests/test_full.py --durations=0)
     local has_full=1
-    "$MAKE" -n test-full >/dev/null 2>&1 || has_full=0
+    [ -f tests/test_full.py ] || has_full=0
     if [ -n "${GPU_CHECK_SERIAL:-}" ]; then
-        step "2 lessons FULL=False" "${GPU_CHECK_T_COURSE:-330}" "${course[@]}"
-        [ "$has_full" = 1 ] && step "3 lessons FULL=True (make test-full)" "${GPU_CHECK_T_FULL:-330}" "${full[@]}"
+        step "3 lessons FULL=False" "${GPU_CHECK_T_COURSE:-330}" "${course[@]}"
+        [ "$has_full" = 1 ] && step "4 lessons FULL=True (test_full.py)" "${GPU_CHECK_T_FULL:-330}" "${full[@]}"
     else
-        echo; echo "=== 2 lessons FULL=False and 3 lessons FULL=True (make test-full), side by side," \
+        echo; echo "=== 3 lessons FULL=False and 4 lessons FULL=True (test_full.py), side by side," \
                     "$(( SECONDS - START ))s into the check"
         background course "${GPU_CHECK_T_COURSE:-330}" "${course[@]}"
         [ "$has_full" = 1 ] && background full "${GPU_CHECK_T_FULL:-330}" "${full[@]}"
         wait
-        collect course "2 lessons FULL=False"
-        [ "$has_full" = 1 ] && collect full "3 lessons FULL=True (make test-full)"
+        collect course "3 lessons FULL=False"
+        [ "$has_full" = 1 ] && collect full "4 lessons FULL=True (test_full.py)"
     fi
     if [ "$has_full" = 0 ]; then
-        echo; echo "=== 3 lessons FULL=True: the Makefile has no test-full target"
-        NAMES+=("3 lessons FULL=True (make test-full)"); RESULTS+=("FAIL (no test-full target)"); TIMES+=(0)
+        echo; echo "=== 4 lessons FULL=True: tests/test_full.py is missing"
+        NAMES+=("4 lessons FULL=True (test_full.py)"); RESULTS+=("FAIL (no tests/test_full.py)"); TIMES+=(0)
     fi
-
-    # shellcheck disable=SC2086  # GPU_CHECK_BENCH_ARGS is a list of arguments
-    step "4 bench/gpu.py" "${GPU_CHECK_T_BENCH:-480}" "$PY" bench/gpu.py --out "$JSON" ${GPU_CHECK_BENCH_ARGS:-}
 
     echo
     echo "=== gpu-check summary ($(( SECONDS - START ))s; log $LOG, figures $JSON)"

@@ -7,7 +7,7 @@ The device rule, the same for every tlkit function:
 
 - a function that takes ``device=`` (``fit``, ``evaluate``, ``fine_tune``, ``extract_features``,
   ``adapt_batchnorm``, ``latency``) runs the model there — by default the GPU when there is one
-  — and afterwards puts the model back on the device (and in the memory layout) it found it on;
+  (``latency``: the CPU unless told) — and afterwards puts the model back on the device (and in the memory layout) it found it on;
 - a method without ``device=`` (``model(x)``, ``encoder.encode``) runs where the model is;
 - every tensor tlkit returns (features, embeddings) is on the CPU.
 
@@ -92,15 +92,14 @@ def running_on(model: nn.Module, device: torch.device) -> Iterator[torch.device]
     """
     home = device_of(model)
     layouts = {name: p.is_contiguous() for name, p in model.named_parameters() if p.dim() == 4}
-    model.to(device)
     try:
+        model.to(device)  # inside: a move that fails halfway (GPU memory) is undone too
         yield device
     finally:
         if any(not p.is_contiguous() for name, p in model.named_parameters()
                if layouts.get(name, False)):
             model.to(memory_format=torch.contiguous_format)
-        if device_of(model) != home:
-            model.to(home)
+        model.to(home)  # every tensor, not only the first: a no-op for those already there
 
 
 def autocast_dtype(device: torch.device | str) -> torch.dtype | None:

@@ -40,6 +40,8 @@ def adapt_batchnorm(model: nn.Module, data: Data, *, batch_size: int = 64,
     if not norms:
         raise ValueError("the model has no batch-norm layers: there are no statistics to adapt")
     dataset = as_dataset(data, name="data", labelled=False)
+    if len(dataset) < 2:  # before any statistic is reset: a refused call changes nothing
+        raise ValueError("adapt_batchnorm needs at least 2 target images to measure statistics")
     model.eval()
     saved = [(m, m.momentum, {k: v.clone() for k, v in m.state_dict().items()}) for m in norms]
     for m in norms:
@@ -52,8 +54,6 @@ def adapt_batchnorm(model: nn.Module, data: Data, *, batch_size: int = 64,
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(0),
         drop_last=len(dataset) > batch_size and len(dataset) % batch_size == 1)
-    if len(dataset) < 2:
-        raise ValueError("adapt_batchnorm needs at least 2 target images to measure statistics")
     try:
         with running_on(model, device):  # the device rule: see tlkit/core/device.py
             for x, _ in batches(loader, name="data"):

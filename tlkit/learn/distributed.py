@@ -10,6 +10,8 @@ each epoch's shuffle. The rules:
   would take with batch_size N·B on the same examples (tests/test_ddp.py checks it).
 - Gradients are averaged by DDP; the loss each step and the epoch's metrics are averaged over
   processes too, so every decision (a diverged loss) and every History is the same on each.
+- Batch norm in training mode normalises over each process's own batch; after each epoch every
+  process takes rank 0's running statistics, so the model scored and saved is one model.
 - Rank 0 alone writes the checkpoint and the progress lines; the others wait for the write,
   so ``resume=True`` finds the same ``last.pt`` in every process (a disk they all see).
 - An error in one process ends it, and torchrun then stops the others: so a GPU out of memory
@@ -181,6 +183,15 @@ class Ranks:
     def slowest(self, seconds: float) -> float:
         """An epoch's time: that of the slowest process, so every History says the same."""
         return seconds if self.world == 1 else self._reduce([seconds], "max")[0]
+
+    def share_buffers(self, model: nn.Module) -> None:
+        """Rank 0's buffers (batch-norm running statistics) in every process: each process's
+        last batch moved its own, and the model scored and saved must be the same in all."""
+        if self.world > 1:
+            import torch.distributed as dist
+
+            for buffer in model.buffers():
+                dist.broadcast(buffer.data, src=0)
 
     def wait(self) -> None:
         """Every process waits here for the others (for rank 0's checkpoint write)."""

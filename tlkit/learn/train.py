@@ -141,8 +141,9 @@ def _train(model, dataset, val_data, *, epochs, lr, optimizer, momentum, weight_
     """fit's loop, with every argument checked and the model on ``device``."""
     progress = progress and ranks.main  # one process prints; all of them train
     on_gpu = device.type == "cuda"
-    if num_workers is None:  # a GPU waits for batches made in this process: make them in others
-        num_workers = min(8, available_cpus()) if on_gpu else 0
+    if num_workers is None:  # a GPU waits for images decoded in this process: use others
+        in_memory = isinstance(dataset, torch.utils.data.TensorDataset)  # nothing to decode
+        num_workers = min(8, available_cpus() // ranks.world) if on_gpu and not in_memory else 0
     amp_dtype = autocast_dtype(device) if mixed_precision else None
     if on_gpu:
         # channels_last lets cuDNN use tensor-core convolution kernels without transposes.
@@ -239,6 +240,7 @@ def _train(model, dataset, val_data, *, epochs, lr, optimizer, momentum, weight_
                                           epochs - epoch, on_gpu=on_gpu)
                 if on_batch is not None:
                     on_batch(epoch, step, value)
+            ranks.share_buffers(model)  # one model to score and save: rank 0's statistics
             total_loss, correct, count = ranks.total(total_loss, int(correct), count)
             # The rate this epoch used, before the scheduler sets the next one.
             record = {"epoch": epoch + 1, "train_loss": total_loss / count,
@@ -256,10 +258,14 @@ def _train(model, dataset, val_data, *, epochs, lr, optimizer, momentum, weight_
         else:
             out_of_memory = False
         if out_of_memory:  # out here, the error no longer holds the failed step's GPU memory
-            x = y = logits = loss = None  # noqa: F841 — nor do these
+            bar.close()
+            x = y = logits = loss = bar = loader = None  # noqa: F841 — nor do these
             model.load_state_dict(good)
+            good, first_loss = None, None
+            opt.zero_grad(set_to_none=True)  # the failed step's gradients
             opt.load_state_dict(opt_start)
-            if scaler is not None:
+            if scaler is not None:  # a new one: a step cut short leaves marks in the old one
+                scaler = torch.amp.GradScaler("cuda")
                 scaler.load_state_dict(scaler_start)
             batch_size = guards.halve_batch(batch_size)
             continue
