@@ -8,21 +8,18 @@ The unit tests load each stand-in through the real registry + downloader + parse
 """
 from __future__ import annotations
 
-import functools
 import os
 import re
 import shutil
 import subprocess
 import sys
-import threading
 import time
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 import standins
-from test_online import QuietHandler
+from test_online import serving
 
 ROOT = Path(__file__).parents[1]
 LESSONS = sorted((ROOT / "course").glob("0*.ipynb"))
@@ -34,21 +31,15 @@ def site(tmp_path_factory):
     root = tmp_path_factory.mktemp("standins")
     www = root / "www"
     www.mkdir()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0),
-                                functools.partial(QuietHandler, directory=str(www)))
-    httpd.daemon_threads = True
-    threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
-    base = f"http://127.0.0.1:{httpd.server_address[1]}"
-    manifest = standins.build(www, base)
-    path = standins.write_manifest(manifest, root / "manifest.json")
-    small = standins.build(www / "small", f"{base}/small", **standins.SMALL)
-    small_path = standins.write_manifest(small, root / "manifest-small.json")
-    checkpoints = standins.write_checkpoints(root / "torch")
-    yield {"root": root, "base": base, "manifest": manifest, "manifest_path": path,
-           "small_manifest_path": small_path,
-           "torch_home": root / "torch", "checkpoints": checkpoints}
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(www) as base:
+        manifest = standins.build(www, base)
+        path = standins.write_manifest(manifest, root / "manifest.json")
+        small = standins.build(www / "small", f"{base}/small", **standins.SMALL)
+        small_path = standins.write_manifest(small, root / "manifest-small.json")
+        checkpoints = standins.write_checkpoints(root / "torch")
+        yield {"root": root, "base": base, "manifest": manifest, "manifest_path": path,
+               "small_manifest_path": small_path,
+               "torch_home": root / "torch", "checkpoints": checkpoints}
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 registry checked against the checksums its sources publish."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -53,20 +54,29 @@ class QuietHandler(SimpleHTTPRequestHandler):
         pass
 
 
+@contextlib.contextmanager
+def serving(www):
+    """Serve the folder ``www`` on 127.0.0.1 inside the block; yields the base URL."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0),
+                                functools.partial(QuietHandler, directory=str(www)))
+    httpd.daemon_threads = True
+    # A short poll interval keeps shutdown() (hence teardown) fast.
+    threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
 @pytest.fixture
 def served(tmp_path, monkeypatch):
     """Serve tmp_path/www on 127.0.0.1; returns (www folder, base URL)."""
     monkeypatch.delenv("TLKIT_OFFLINE", raising=False)
     www = tmp_path / "www"
     www.mkdir()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0),
-                                functools.partial(QuietHandler, directory=str(www)))
-    httpd.daemon_threads = True
-    # A short poll interval keeps shutdown() (hence teardown) fast.
-    threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
-    yield www, f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(www) as base:
+        yield www, base
 
 
 def point_at(monkeypatch, name: str, base: str, **checksums) -> None:
