@@ -26,8 +26,9 @@ def random_backbone(name: str) -> tlkit.Backbone:
 
 def test_registry_lists_the_course_zoo():
     assert set(tlkit.list_backbones()) == {
-        "efficientnet_lite0", "resnet18", "resnet50", "vgg16", "vgg19_bn", "mobilenet_v2",
-        "mobilenet_v3_large", "mobilenet_v3_small", "efficientnet_b0", "mnasnet1_0"}
+        "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "resnet18", "resnet50",
+        "vgg16", "vgg19_bn", "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small",
+        "efficientnet_b0", "mnasnet1_0"}
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -80,26 +81,63 @@ def test_lite0_is_a_real_imagenet_network(grace_hopper):
     assert "military uniform" in names or "academic gown" in names, names
 
 
-def test_lite0_transforms_match_timms_pretrained_config(grace_hopper):
+# timm's pretrained configurations: (crop, resize) from 224 / 0.875, 240 / 0.882, 260 / 0.89.
+LITE = {"efficientnet_lite0": (224, 256), "efficientnet_lite1": (240, 272),
+        "efficientnet_lite2": (260, 292)}
+
+
+@pytest.mark.parametrize("name", LITE)
+def test_lite_transforms_match_timms_pretrained_config(name, grace_hopper):
     import timm.data
 
-    weights = tlkit.backbone_weights("efficientnet_lite0")
-    assert (weights.crop, weights.resize, weights.interpolation) == (224, 256, "bicubic")
+    weights = tlkit.backbone_weights(name)
+    assert (weights.crop, weights.resize, weights.interpolation) == (*LITE[name], "bicubic")
     assert weights.mean == weights.std == (0.5, 0.5, 0.5)
-    config = timm.data.resolve_data_config({}, model=timm.create_model("tf_efficientnet_lite0"))
+    config = timm.data.resolve_data_config({}, model=timm.create_model(f"tf_{name}"))
     theirs = timm.data.create_transform(**config)(grace_hopper)
     ours = weights.transforms()(grace_hopper)
-    assert ours.shape == theirs.shape == (3, 224, 224)
+    assert ours.shape == theirs.shape == (3, LITE[name][0], LITE[name][0])
     assert torch.allclose(ours, theirs, atol=1e-5)
 
 
-def test_lite0_gmacs_in_the_metadata_are_measured():
+@pytest.mark.parametrize("name", LITE)
+def test_lite_gmacs_and_parameters_in_the_metadata_are_measured(name):
     from torch.utils.flop_counter import FlopCounterMode
 
-    model = tlkit.get_backbone("efficientnet_lite0", weights=None)
+    model = tlkit.get_backbone(name, weights=None)
+    size = model.weights.crop
     with FlopCounterMode(display=False) as counter, torch.no_grad():
-        model(torch.randn(1, 3, 224, 224))
+        model.eval()(torch.randn(1, 3, size, size))
     assert counter.get_total_flops() / 2e9 == pytest.approx(model.weights.meta["gmacs"], rel=0.01)
+    assert tlkit.count_parameters(model) == model.weights.meta["num_params"]
+
+
+@pytest.mark.parametrize("name, photo, expected", [
+    ("efficientnet_lite1", "chelsea", {"Egyptian cat", "tiger cat", "tabby"}),
+    ("efficientnet_lite1", "coffee", {"espresso"}),
+    ("efficientnet_lite1", "camera", {"tripod"}),
+    ("efficientnet_lite2", "chelsea", {"Egyptian cat", "tiger cat", "tabby"}),
+    ("efficientnet_lite2", "coffee", {"espresso"}),
+    ("efficientnet_lite2", "camera", {"tripod"}),
+])
+def test_lite1_and_lite2_are_real_imagenet_networks(name, photo, expected):
+    # Random weights in the right shapes would guess at chance (1 in 1000): a top guess among
+    # the photo's own classes shows the package's tensors went into the right places.
+    from PIL import Image
+    from skimage import data
+
+    model = tlkit.get_backbone(name, weights="imagenet")
+    x = model.weights.transforms()(Image.fromarray(getattr(data, photo)()).convert("RGB"))
+    with torch.no_grad():
+        top = model.eval()(x.unsqueeze(0)).argmax(1).item()
+    assert model.weights.meta["categories"][top] in expected
+
+
+def test_lite_networks_are_in_published_imagenet_order():
+    top1 = [tlkit.backbone_weights(name).meta["imagenet_acc@1"] for name in LITE]
+    assert top1 == sorted(top1) and len(set(top1)) == 3
+    assert all("tensorflow/tpu" in tlkit.backbone_weights(n).meta["imagenet_acc@1_source"]
+               for n in LITE)
 
 
 @pytest.mark.parametrize("name", ["resnet50", "mobilenet_v3_large", "efficientnet_b0"])
@@ -155,7 +193,8 @@ def test_default_cache_is_torch_hub(monkeypatch, tmp_path):
     path = tlkit.backbone_weights("vgg16").file_path()
     assert path == tmp_path / "hub" / "checkpoints" / "vgg16-397923af.pth"
     assert "vgg16" not in tlkit.list_backbones(offline=True)
-    assert "efficientnet_lite0" in tlkit.list_backbones(offline=True)
+    assert {"efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"} <= set(
+        tlkit.list_backbones(offline=True))
 
 
 def test_unknown_names_get_suggestions_and_nasnet_an_explanation():
@@ -243,11 +282,14 @@ def test_damaged_lite0_weights_say_to_reinstall_the_package(tmp_path, monkeypatc
         replace(weights, local_file=str(fake)).state_dict(model_name="efficientnet_lite0")
 
 
-def test_the_shipped_lite0_file_matches_the_hash_in_its_name():
+@pytest.mark.parametrize("name, digest", [("efficientnet_lite0", "57934424"),
+                                          ("efficientnet_lite1", "77cc7160"),
+                                          ("efficientnet_lite2", "9656183e")])
+def test_the_shipped_lite_files_match_the_hash_in_their_names(name, digest):
     from tlkit.models.weights import _hash_mismatch
 
-    path = tlkit.backbone_weights("efficientnet_lite0").file_path()
-    assert "-57934424." in path.name and _hash_mismatch(path) is None
+    path = tlkit.backbone_weights(name).file_path()
+    assert f"-{digest}." in path.name and _hash_mismatch(path) is None
 
 
 @pytest.mark.parametrize("name", ["vgg16", "small_cnn"])

@@ -110,7 +110,7 @@ def _entry(name: str) -> Entry:
     hint = ""
     if "nasnet" in name.lower() and name.lower() != "mnasnet1_0":
         hint = (" torchvision has no NASNet. NAS-designed networks registered here: mnasnet1_0, "
-                "efficientnet_b0, efficientnet_lite0."
+                "efficientnet_b0, efficientnet_lite0/1/2."
                 + (" timm has NASNet-A Large: timm.create_model('nasnetalarge', pretrained=True)"
                    " (downloads its weights)." if _timm_has("nasnetalarge") else ""))
     close = difflib.get_close_matches(name.lower(), list(_REGISTRY), n=3)

