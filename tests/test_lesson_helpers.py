@@ -23,6 +23,43 @@ def test_adapt_batchnorm_learns_the_target_statistics_and_nothing_else():
         tlkit.adapt_batchnorm(torch.nn.Linear(2, 2), (torch.randn(4, 2), torch.zeros(4)))
 
 
+def test_gmacs_counts_a_convolution_exactly_and_grows_with_the_image():
+    conv = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1, bias=False))
+    # 8 output channels × 3 × 3 × 3 weights, once per output pixel.
+    assert tlkit.gmacs(conv, size=10) == pytest.approx(8 * 27 * 10 * 10 / 1e9)
+    model = tlkit.get_backbone("resnet18", weights=None)
+    assert tlkit.gmacs(model, size=224) == pytest.approx(model.weights.meta["gmacs"], rel=0.01)
+    # A quarter of the pixels, about a quarter of the work (borders and rounding: not exactly).
+    assert tlkit.gmacs(model, size=112) == pytest.approx(tlkit.gmacs(model, size=224) / 4, rel=0.1)
+
+
+def test_activation_megabytes_counts_what_backward_needs_and_changes_nothing():
+    import weakref
+
+    # Conv(3→8) saves its input; BatchNorm saves its input; ReLU saves its output: three
+    # tensors of batch × channels × 10 × 10 float32 numbers.
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8),
+                              torch.nn.ReLU())
+    net.eval()
+    expected = 4 * 4 * (3 + 8 + 8) * 10 * 10 / 1e6
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    assert tlkit.activation_megabytes(net, size=10, batch_size=4) == pytest.approx(expected, rel=0.05)
+    assert not net.training  # put back as it was, statistics untouched
+    assert all(torch.equal(v, before[k]) for k, v in net.state_dict().items())
+
+    model = tlkit.get_backbone("efficientnet_lite0", weights=None)
+    small = tlkit.activation_megabytes(model, size=64, batch_size=2)
+    assert tlkit.activation_megabytes(model, size=64, batch_size=4) == pytest.approx(2 * small, rel=0.05)
+    tlkit.freeze(model)  # a frozen body keeps nothing for backward: only the head's input
+    assert tlkit.activation_megabytes(model, size=64, batch_size=4) < 0.01 * small
+    # Nothing is left holding the network once it is deleted (a saved-tensor cycle would).
+    alive = weakref.ref(next(model.parameters()))
+    del model
+    import gc
+    gc.collect()
+    assert alive() is None
+
+
 def test_measurements_are_plausible():
     model = tlkit.get_backbone("mobilenet_v3_small", weights=None)
     assert tlkit.weights_megabytes(model) == pytest.approx(

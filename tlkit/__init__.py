@@ -54,7 +54,8 @@ _API: dict[str, tuple[str, ...]] = {
     "teach.viz": ("plot_data_efficiency", "plot_history", "plot_similarity", "show_images"),
     "teach.widgets": ("UnfreezeExplorer", "unfreeze_explorer"),
     "teach.quiz": ("Quiz", "quiz"),
-    "teach.measure": ("latency", "peak_memory_megabytes", "weights_megabytes"),
+    "teach.measure": ("activation_megabytes", "gmacs", "latency", "peak_memory_megabytes",
+                      "weights_megabytes"),
     "teach.doctor": ("doctor",),
     "teach.variant": ("Variant", "set_student_id", "student_id", "variant"),
 }
