@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 import tlkit
+from tlkit.models.surgery import trainable_groups
 
 ARCHS = ["efficientnet_lite0", "resnet18", "mobilenet_v3_small"]
 
@@ -128,6 +129,63 @@ def test_batchnorm_switch(model):
     assert tlkit.count_parameters(model, trainable=True) == head_params(model)
     with pytest.raises(ValueError, match="'frozen' or 'train'"):
         tlkit.set_batchnorm(model, "eval")
+
+
+def test_inference_mode_keeps_every_batchnorm_in_eval_through_later_surgery(model):
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    convs = [m for m in model.blocks[-1].modules() if isinstance(m, nn.Conv2d)]
+    tlkit.set_batchnorm(model, "inference")
+    assert model.bn_mode == "inference"
+    for surgery in (tlkit.unfreeze, tlkit.freeze, lambda m: tlkit.unfreeze_last(m, 2),
+                    lambda m: tlkit.freeze_to(m, 1)):
+        surgery(model)
+        model.train()
+        assert not any(m.training for m in bns)                       # unfrozen blocks too
+        assert not any(p.requires_grad for m in bns for p in m.parameters())  # γ, β fixed
+        assert model.head.training
+    # Only batch norm is held: the convolutions of the unfrozen last block still train.
+    assert all(p.requires_grad for m in convs for p in m.parameters())
+    before = [m.running_mean.clone() for m in bns]
+    model(torch.randn(4, 3, 64, 64) * 3 + 1)          # a training-mode forward pass
+    assert all(torch.equal(b, m.running_mean) for b, m in zip(before, bns))
+
+    tlkit.set_batchnorm(model, "frozen")  # back: unfrozen blocks' batch norm trains again
+    model.train()
+    last = [m for m in model.blocks[-1].modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    assert all(m.training for m in last)
+    assert all(p.requires_grad for m in last for p in m.parameters())
+    with pytest.raises(ValueError, match="'inference', 'frozen' or 'train'"):
+        tlkit.set_batchnorm(model, "eval")
+
+
+def test_pretrained_backbones_default_to_inference_mode_random_ones_to_frozen():
+    pretrained = tlkit.get_backbone("efficientnet_lite0", weights="imagenet", num_classes=2)
+    assert pretrained.bn_mode == "inference"
+    assert tlkit.get_backbone("efficientnet_lite0", weights=None).bn_mode == "frozen"
+    assert tlkit.small_cnn(num_classes=2).bn_mode == "frozen"
+    bns = [m for m in pretrained.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    stats = {k: v.clone() for k, v in pretrained.state_dict().items() if "running" in k}
+    x, y = torch.randn(8, 3, 32, 32), torch.tensor([0, 1] * 4)
+    tlkit.fine_tune(pretrained, (x, y), freeze_epochs=1, epochs=1, batch_size=4,
+                    progress=False, device="cpu")           # unfreezes every block
+    assert trainable_groups(pretrained)[0] == "block0"
+    pretrained.train()
+    assert not any(m.training for m in bns)
+    assert all(torch.equal(v, pretrained.state_dict()[k]) for k, v in stats.items())
+
+
+def test_requires_grad_alone_does_not_stop_running_statistics_outside_a_backbone():
+    # The pitfall lesson 05 shows: a frozen batch-norm layer in train mode still updates its
+    # running statistics in plain PyTorch; a Backbone's train() keeps it in eval mode.
+    plain = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)).requires_grad_(False).train()
+    plain(torch.randn(8, 3, 8, 8) + 2)
+    assert plain[1].running_mean.abs().min() > 0
+    model = tlkit.small_cnn(num_classes=2)
+    tlkit.freeze(model).train()
+    bn = next(m for m in model.blocks.modules() if isinstance(m, nn.BatchNorm2d))
+    before = bn.running_mean.clone()
+    model(torch.randn(8, 3, 32, 32) + 2)
+    assert torch.equal(before, bn.running_mean)
 
 
 def test_summary_table_adds_up(model):

@@ -195,6 +195,51 @@ def test_fine_tune_trains_the_head_first_then_the_chosen_blocks():
     assert not all(torch.equal(v, late[k]) for k, v in model.blocks[4].state_dict().items())
 
 
+def _gradual_run(seed: int, epochs: int = 4):
+    torch.manual_seed(seed)  # the random start of the network, then fine_tune's own seed
+    model = tlkit.small_cnn(num_classes=2)
+    x, y = torch.randn(16, 3, 32, 32), torch.tensor([0, 1] * 8)
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.warns(UserWarning, match="random weights"):
+        history = tlkit.fine_tune(model, (x, y), epochs=epochs, gradual=True, lr=1e-2,
+                                  batch_size=8, seed=seed, progress=False, device="cpu")
+    return model, start, history
+
+
+def test_gradual_unfreezing_adds_one_group_per_epoch_from_the_top():
+    model, start, history = _gradual_run(0, epochs=4)
+    trainable = history["trainable"]
+    assert trainable[0] == ["head"]                       # the head epoch
+    for before, after in zip(trainable[1:4], trainable[2:4]):
+        assert set(before) < set(after) and len(after) == len(before) + 1
+    assert trainable[1:4] == [["block2", "head"], ["block1", "block2", "head"],
+                              ["block0", "block1", "block2", "head"]]
+    assert trainable[4] == trainable[3]                   # small_cnn has 3 blocks: all stay
+    assert history.marks == {"unfreeze": 1, "+block2": 1, "+block1": 2, "+block0": 3}
+    moved = {k for k, v in model.state_dict().items() if not torch.equal(v, start[k])}
+    assert any(k.startswith("blocks.0.") for k in moved)
+
+    # Stopped before block0 joined, block0 is exactly as it started.
+    model, start, history = _gradual_run(0, epochs=2)
+    assert history["trainable"][-1] == ["block1", "block2", "head"]
+    assert all(torch.equal(v, start[k]) for k, v in model.state_dict().items()
+               if k.startswith("blocks.0."))
+
+
+def test_gradual_unfreezing_is_reproducible_by_seed_and_validated():
+    a, _, ha = _gradual_run(3)
+    b, _, hb = _gradual_run(3)
+    _, _, hc = _gradual_run(4)
+    assert ha["train_loss"] == hb["train_loss"] and ha["train_loss"] != hc["train_loss"]
+    assert all(torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())
+    model = tlkit.small_cnn(num_classes=2)
+    data = (torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 0, 1]))
+    with pytest.raises(TypeError, match="gradual"):
+        tlkit.fine_tune(model, data, gradual="yes", progress=False)
+    with pytest.raises(ValueError, match="scheduler"):
+        tlkit.fine_tune(model, data, gradual=True, scheduler="cosine", progress=False)
+
+
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_gpu_training_uses_mixed_precision_and_channels_last():

@@ -49,9 +49,11 @@ def _train_inputs(ctx: Context) -> Arrays:
 
 
 def _expected_trainable(ctx: Context, n: int) -> np.ndarray:
-    from tlkit.models.surgery import unfreeze_last
+    from tlkit.models.surgery import set_batchnorm, unfreeze_last
 
-    model = unfreeze_last(_reference(ctx.seed), n)
+    # The exercise sets requires_grad block by block, γ and β included: compare with tlkit's
+    # "frozen" policy, not the pretrained default ("inference" keeps γ and β frozen).
+    model = unfreeze_last(set_batchnorm(_reference(ctx.seed), "frozen"), n)
     return np.array([p.requires_grad for p in model.parameters()])
 
 

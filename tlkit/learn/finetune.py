@@ -3,7 +3,9 @@
 Why in two phases: a new head starts random, so its first gradients are large and noisy.
 Letting them flow into the pretrained blocks would scramble the features we came for. Train
 the head alone first; then unfreeze and train everything with smaller rates — smallest for
-the earliest, most generic blocks.
+the earliest, most generic blocks. ``gradual=True`` unfreezes one block per epoch instead
+(ULMFiT). Batch norm follows the model's policy (``tlkit.set_batchnorm``): with pretrained
+weights every batch-norm layer keeps its ImageNet statistics, in the unfrozen blocks too.
 
 Example::
 
@@ -17,9 +19,9 @@ import inspect
 import os
 from pathlib import Path
 
-from ..core.checks import describe, integer, number
+from ..core.checks import describe, flag, integer, number
 from ..models.backbone import Backbone, require_backbone
-from ..models.surgery import freeze, unfreeze, unfreeze_last
+from ..models.surgery import freeze, trainable_groups, unfreeze_last
 from .inputs import check_model
 from .train import Data, History, fit
 
@@ -28,11 +30,21 @@ __all__ = ["fine_tune"]
 
 def fine_tune(model: Backbone, train_data: Data, *, val_data: Data | None = None, epochs: int = 3,
               freeze_epochs: int = 1, lr: float = 1e-3, lr_ratio: float = 100.0,
-              unfreeze_blocks: int | None = None, checkpoint_dir: str | Path | None = None,
-              resume: bool = False, **fit_kwargs) -> History:
+              unfreeze_blocks: int | None = None, gradual: bool = False,
+              checkpoint_dir: str | Path | None = None, resume: bool = False,
+              **fit_kwargs) -> History:
     """Train the head for ``freeze_epochs`` at ``lr``; then unfreeze (all blocks, or the last
     ``unfreeze_blocks``) and train ``epochs`` more at ``slice(lr / 2 / lr_ratio, lr / 2)``.
     Extra keyword arguments go to :func:`tlkit.fit`.
+
+    ``gradual=True``: ULMFiT's gradual unfreezing (Howard & Ruder, 2018): the second phase
+    unfreezes one more block per epoch, from the last, until ``unfreeze_blocks`` (default all)
+    train. Every record's ``"trainable"`` lists the groups that trained in that epoch; the
+    marks ``"+blockK"`` name the epoch each block joined. Example::
+
+        history = tlkit.fine_tune(model, train, epochs=3, gradual=True)
+        history["trainable"]  # [['head'], ['block4', 'head'], ['block3', 'block4', 'head'], ...]
+        history.marks         # {'+block4': 1, '+block3': 2, '+block2': 3, 'unfreeze': 1}
     """
     require_backbone(model, function="fine_tune")
     check_model(model)
@@ -55,24 +67,49 @@ def fine_tune(model: Backbone, train_data: Data, *, val_data: Data | None = None
     if unfreeze_blocks is not None:
         unfreeze_blocks = integer("unfreeze_blocks", unfreeze_blocks, min=0,
                                   max=len(model.blocks))
+    gradual = flag("gradual", gradual)
+    if gradual and fit_kwargs.get("scheduler") is not None:
+        raise ValueError("gradual=True trains each epoch with its own optimizer (one more block "
+                         "each time), so a scheduler would restart every epoch: leave it out")
     if checkpoint_dir is not None and not isinstance(checkpoint_dir, (str, os.PathLike)):
         raise TypeError(f"checkpoint_dir must be a folder path, got {describe(checkpoint_dir)}")
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
     history = History()
     if freeze_epochs:
         freeze(model)
-        history = fit(model, train_data, val_data=val_data, epochs=freeze_epochs, lr=lr,
-                      checkpoint_dir=ckpt / "head" if ckpt else None, resume=resume,
-                      **fit_kwargs)
-    if unfreeze_blocks is None:
-        unfreeze(model)
-    else:
-        unfreeze_last(model, unfreeze_blocks)
+        history = _noted(model, fit(model, train_data, val_data=val_data, epochs=freeze_epochs,
+                                    lr=lr, checkpoint_dir=ckpt / "head" if ckpt else None,
+                                    resume=resume, **fit_kwargs))
+    last = len(model.blocks) if unfreeze_blocks is None else unfreeze_blocks
     # fastai's choice: halve the rate once the head is trained, spread 100x across the blocks.
     high = lr / 2
-    tuned = fit(model, train_data, val_data=val_data, epochs=epochs,
-                lr=slice(high / lr_ratio, high),
-                checkpoint_dir=ckpt / "all" if ckpt else None, resume=resume, **fit_kwargs)
+    rates = slice(high / lr_ratio, high)
+    if not gradual:
+        unfreeze_last(model, last)
+        tuned = _noted(model, fit(model, train_data, val_data=val_data, epochs=epochs, lr=rates,
+                                  checkpoint_dir=ckpt / "all" if ckpt else None, resume=resume,
+                                  **fit_kwargs))
+    else:
+        tuned, seed = History(), fit_kwargs.pop("seed", 0)
+        for epoch in range(epochs):
+            blocks = min(epoch + 1, last)
+            unfreeze_last(model, blocks)
+            if blocks == epoch + 1 and blocks > 0:  # this epoch, one more block joined
+                tuned.marks[f"+block{len(model.blocks) - blocks}"] = epoch
+            # One fit per epoch (the trainable set changes); its seed moves on with the epoch
+            # so that each epoch still sees the batches in a new order.
+            tuned += _noted(model, fit(model, train_data, val_data=val_data, epochs=1, lr=rates,
+                                       seed=(seed + epoch) % 2**32, resume=resume,
+                                       checkpoint_dir=ckpt / f"epoch{epoch}" if ckpt else None,
+                                       **fit_kwargs))
     combined = history + tuned
     combined.marks["unfreeze"] = len(history)
     return combined
+
+
+def _noted(model: Backbone, history: History) -> History:
+    """``history`` with the groups that trained in each record."""
+    trainable = trainable_groups(model)
+    for record in history.records:
+        record["trainable"] = trainable
+    return history

@@ -22,11 +22,20 @@ from torch import nn
 from ..core.checks import integer, number
 from .weights import Weights
 
-__all__ = ["Backbone", "require_backbone"]
+__all__ = ["BN_MODES", "Backbone", "require_backbone"]
+
+# The batch-norm policies of tlkit.set_batchnorm (listed in its error message, in this order).
+BN_MODES = ("inference", "frozen", "train")
 
 
 class Backbone(nn.Module):
-    """A pretrained network split into ``blocks`` → ``neck`` → ``head``."""
+    """A pretrained network split into ``blocks`` → ``neck`` → ``head``.
+
+    Batch norm (``bn_mode``, see :func:`tlkit.set_batchnorm`): with pretrained weights every
+    batch-norm layer stays in eval mode, γ and β frozen (``"inference"``), even after
+    ``model.train()`` and ``unfreeze``; with random weights (``"frozen"``) batch norm trains,
+    except inside frozen blocks.
+    """
 
     def __init__(self, *, name: str, blocks: list[nn.Module], neck: nn.Module, head: nn.Module,
                  num_features: int, weights: Weights, min_size: int = 1) -> None:
@@ -41,9 +50,15 @@ class Backbone(nn.Module):
         self.min_size = min_size
         first_conv = next((m for m in self.blocks.modules() if isinstance(m, nn.Conv2d)), None)
         self.in_channels = first_conv.in_channels if first_conv is not None else 3
-        # "frozen": batch-norm layers whose parameters are all frozen stay in eval mode during
-        # training (their running statistics are kept); "train": they follow model.train().
-        self.bn_mode = "frozen"
+        # The batch-norm policy (tlkit.set_batchnorm). "inference" for pretrained weights:
+        # every batch-norm layer keeps its statistics, γ and β (lesson 05 measures why).
+        # Random weights have no statistics worth keeping: "frozen", i.e. batch norm trains
+        # except inside frozen blocks.
+        self.bn_mode = "inference" if weights.pretrained else "frozen"
+        if self.bn_mode == "inference":
+            for m in self.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.requires_grad_(False)
 
     def __setattr__(self, name: str, value) -> None:
         # The torchvision tutorial writes model.fc = nn.Linear(...): on a Backbone that would
@@ -91,11 +106,13 @@ class Backbone(nn.Module):
 
     def train(self, mode: bool = True) -> "Backbone":
         super().train(mode)
-        if mode and self.bn_mode == "frozen":
+        if mode and self.bn_mode != "train":
             for m in self.modules():
+                if not isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    continue
                 params = list(m.parameters(recurse=False))
-                if isinstance(m, nn.modules.batchnorm._BatchNorm) and params and not any(
-                        p.requires_grad for p in params):
+                if self.bn_mode == "inference" or (params and not any(p.requires_grad
+                                                                      for p in params)):
                     m.eval()
         return self
 

@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from torch import nn
 
 from ..core.checks import choice, flag, integer, number
-from .backbone import Backbone, require_backbone
+from .backbone import BN_MODES, Backbone, require_backbone
 
 __all__ = ["layer_groups", "freeze", "unfreeze", "freeze_to", "unfreeze_last", "replace_head",
-           "param_groups", "set_batchnorm", "count_parameters", "summary", "Summary"]
+           "param_groups", "set_batchnorm", "trainable_groups", "count_parameters", "summary",
+           "Summary"]
 
 _BN = nn.modules.batchnorm._BatchNorm
 
@@ -40,12 +41,13 @@ def _set_trainable(model: Backbone, trainable_groups: set[str]) -> Backbone:
         for module in modules:
             for p in module.parameters():
                 p.requires_grad_(name in trainable_groups)
-    if model.bn_mode == "train":
-        # fastai's train_bn: batch-norm layers keep learning even inside frozen blocks.
+    if model.bn_mode in ("train", "inference"):
+        # "train" (fastai's train_bn): batch norm learns even inside frozen blocks;
+        # "inference" (Keras): γ and β stay fixed even inside unfrozen blocks.
         for m in model.modules():
             if isinstance(m, _BN):
                 for p in m.parameters():
-                    p.requires_grad_(True)
+                    p.requires_grad_(model.bn_mode == "train")
     model.train(model.training)  # re-apply the batch-norm policy to the new frozen set
     return model
 
@@ -159,21 +161,34 @@ def param_groups(model: Backbone, *, lr: float | slice,
 
 
 def set_batchnorm(model: Backbone, mode: str) -> Backbone:
-    """Batch-norm policy while training.
+    """Batch-norm policy while training; it lasts through later freeze/unfreeze calls.
 
-    ``"frozen"`` (default): batch-norm layers inside frozen blocks stay in eval mode, so their
-    running statistics do not drift on a small new data set (Keras' advice).
-    ``"train"``: batch-norm layers always train — parameters and statistics — even in frozen
-    blocks (fastai's ``train_bn``), which helps when the new images look very different.
+    ``"inference"`` (default with pretrained weights): every batch-norm layer stays in eval
+    mode with γ and β frozen, in unfrozen blocks too (Keras' advice for fine-tuning; lesson 05
+    measures it ending best on a small data set).
+    ``"frozen"`` (default with random weights): batch-norm layers inside frozen blocks stay in
+    eval mode; those in unfrozen blocks train, with the statistics of each batch.
+    ``"train"``: batch-norm layers always train — γ, β and statistics — even in frozen
+    blocks (fastai's ``train_bn``), which can help when the new images look very different.
+
+    Example: ``tlkit.set_batchnorm(model, "inference")``
     """
     require_backbone(model, function="set_batchnorm")
-    choice("mode", mode, ("frozen", "train"))
-    # Which groups are trainable now, judged by their non-batch-norm layers.
-    trainable = {name for name, modules in layer_groups(model)
-                 if any(p.requires_grad for m in modules for sub in m.modules()
-                        if not isinstance(sub, _BN) for p in sub.parameters(recurse=False))}
+    choice("mode", mode, BN_MODES)
+    trainable = set(trainable_groups(model))
     model.bn_mode = mode
     return _set_trainable(model, trainable)
+
+
+def trainable_groups(model: Backbone) -> list[str]:
+    """The groups that train now, judged by their layers other than batch norm (whose
+    γ and β follow the batch-norm policy, not the freezing).
+
+    Example: ``trainable_groups(tlkit.unfreeze_last(model, 1))`` → ``["block4", "head"]``
+    """
+    return [name for name, modules in layer_groups(model)
+            if any(p.requires_grad for m in modules for sub in m.modules()
+                   if not isinstance(sub, _BN) for p in sub.parameters(recurse=False))]
 
 
 def count_parameters(model: nn.Module, *, trainable: bool | None = None) -> int:

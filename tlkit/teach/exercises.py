@@ -100,9 +100,11 @@ def finetune_model(seed: int, num_classes: int = 2):
     import torch
 
     from ..models.factory import get_backbone
-    from ..models.surgery import replace_head
+    from ..models.surgery import replace_head, set_batchnorm
 
-    model = get_backbone("efficientnet_lite0")
+    # ex04 practises the "frozen" policy by hand (frozen blocks' batch norm in eval mode, the
+    # unfrozen blocks' learning): set it, since pretrained backbones default to "inference".
+    model = set_batchnorm(get_backbone("efficientnet_lite0"), "frozen")
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         replace_head(model, num_classes)

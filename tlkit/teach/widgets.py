@@ -39,7 +39,7 @@ class UnfreezeExplorer:
                                         description="head lr", readout_format=".0e")
         self.ratio = w.FloatLogSlider(value=100, base=10, min=0, max=3,
                                       description="lr ratio", readout_format=".0f")
-        self.bn = w.ToggleButtons(options=["frozen", "train"], description="batch norm")
+        self.bn = w.ToggleButtons(options=["inference", "frozen", "train"], description="batch norm")
         self.table = w.HTML()
         self.button = w.Button(description=f"Train {steps} steps", button_style="primary")
         self.log = w.HTML()
