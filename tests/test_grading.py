@@ -173,9 +173,9 @@ def test_nothing_a_student_installs_holds_an_answer_key():
     package = Path(tlkit.__file__).parent
     assert not (package / "grading").exists()
     shipped = "\n".join(p.read_text() for p in package.rglob("*") if p.suffix in (".py", ".json"))
-    for answer in ('"q1": "b"', "fine_tune_top", "def rule(", "QUIZ = {"):
-        if answer == "fine_tune_top":  # the choices may be named, not the table of answers
-            assert "fine_tune_top" not in selfcheck.ANSWERS.read_text()
+    for answer in ('"q1": "b"', "earlier_features", "def rule(", "QUIZ = {"):
+        if answer == "earlier_features":  # the choices may be named, not the table of answers
+            assert "earlier_features" not in selfcheck.ANSWERS.read_text()
         else:
             assert answer not in shipped, answer
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]

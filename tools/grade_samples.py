@@ -307,7 +307,7 @@ SAMPLES: dict[str, dict[str, tuple[list[Edit], float]]] = {
     "ex05_choose_strategy": {
         "solution": ([solve()], 6),  # + the written answer, which waits for a human
         "blank": ([], 0),
-        "mistake_domains_swapped": ([solve(but={"choose_strategy": "def choose_strategy(*, n_per_class, similar):\n    if n_per_class >= 1000:\n        return 'fine_tune_all'\n    return 'fine_tune_top' if similar else 'feature_extraction'"})], 2),
+        "mistake_domains_swapped": ([solve(but={"choose_strategy": "def choose_strategy(*, n_per_class, similar):\n    if n_per_class >= 1000:\n        return 'fine_tune_all'\n    return 'earlier_features' if similar else 'feature_extraction'"})], 2),
         "cheat_tests_deleted": (CHEATS["cheat_tests_deleted"][0], 0),
         "cheat_import_answer_keys": ([add_cell("try:\n    from tlgrade.ex05_strategy import rule as choose_strategy, QUIZ as answers\nexcept ImportError:\n    from tlkit.grading.ex05_strategy import rule as choose_strategy, QUIZ as answers")], 0),
     },

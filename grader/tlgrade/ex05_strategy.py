@@ -1,8 +1,9 @@
 """ex05_choose_strategy: the four scenarios as a rule, and three short questions.
 
-This module is the answer key: lesson 06's table (``rule``) and the quiz's answers (``QUIZ``,
-by option, before a student's variant shuffles the letters). It never leaves the instructor's
-side; students' self-checks compare salted hashes of it. The written answer is graded by hand.
+This module is the answer key: lesson 06's table as its runs left it (``rule``) and the quiz's
+answers (``QUIZ``, by option, before a student's variant shuffles the letters). It never leaves
+the instructor's side; students' self-checks compare salted hashes of it. The written answer is
+graded by hand.
 """
 from __future__ import annotations
 
@@ -11,15 +12,17 @@ from tlkit.teach import exercises as ex
 
 from .checks import Arrays, Check, CheckFailed, Context, register
 
-CHOICES = ("feature_extraction", "fine_tune_top", "fine_tune_all")
+CHOICES = ("feature_extraction", "earlier_features", "fine_tune_all")
 QUIZ = {"q1": "b", "q2": "c", "q3": "a"}  # options as the source notebook letters them
 
 
 def rule(*, n_per_class: int, similar: bool) -> str:
-    """The reference: the CS231n table of lesson 06."""
+    """The reference: lesson 06's table. The small row is what the lesson measured (on the far
+    domain an earlier block's features beat the last block's and fine-tuning the top); the
+    large row (``ex.SMALL`` or more per class) is CS231n's advice, which it cites."""
     if n_per_class >= ex.SMALL:
         return "fine_tune_all"
-    return "feature_extraction" if similar else "fine_tune_top"
+    return "feature_extraction" if similar else "earlier_features"
 
 
 def _rule_inputs(ctx: Context) -> Arrays:
