@@ -1,4 +1,4 @@
-"""JupyterLab in a real browser: a lesson runs clean, the widget reacts, nbgrader's tools load.
+"""JupyterLab in a real browser: a lesson runs clean, the live curve draws, the widget reacts, nbgrader loads.
 
 Starts JupyterLab on 127.0.0.1 with a token over a copy of course/ and exercises/, and drives
 Debian's headless Chromium through Selenium and chromedriver. Screenshots go to test-artifacts/.
@@ -174,13 +174,24 @@ def test_lesson_runs_in_jupyterlab_with_a_figure_and_no_error(lab, browser):
     assert images >= 1, "no rendered figure in any output area"
 
 
-def test_unfreeze_widget_updates_the_trainable_count(lab, browser):
+def test_fine_tuning_lesson_draws_its_live_curve_and_the_widget_updates(lab, browser):
     from selenium.webdriver.common.keys import Keys
 
     path = "course/05_fine_tuning.ipynb"
     _open(browser, lab, path)
     errors = _run_all(browser, path, timeout=400)
     assert errors == []
+    # fine_tune(live=True): one figure, redrawn in place (display updates), the unfreeze marked.
+    live = browser.execute_script(PANEL + """
+        const isLive = o => o.metadata && o.metadata.tlkit && o.metadata.tlkit.live_curve;
+        const cell = panel.content.widgets.find(
+            c => c.model.type === 'code' && c.model.outputs.toJSON().some(isLive));
+        if (!cell) return null;
+        const out = cell.model.outputs.toJSON().find(isLive);
+        return {epochs: out.metadata.tlkit.epochs, marks: out.metadata.tlkit.marks,
+                images: cell.node.querySelectorAll('.jp-OutputArea-output img').length};""", path)
+    assert live is not None, "no live training curve in lesson 05 (fine_tune(..., live=True))"
+    assert live["images"] == 1 and "unfreeze" in live["marks"] and live["epochs"] > 1, live
     count = PANEL + "const b = panel.node.querySelector('b.tlkit-trainable'); return b && b.textContent;"
     before = _wait(browser, count, args=(path,), timeout=60, what="the explorer widget")
     handle = _wait(browser, _in_panel(".widget-slider .noUi-handle"), args=(path,),

@@ -23,6 +23,7 @@ from ..core.checks import describe, flag, integer, number
 from ..models.backbone import Backbone, require_backbone
 from ..models.surgery import freeze, trainable_groups, unfreeze_last
 from .inputs import check_model
+from .live import LiveCurve
 from .train import Data, History, fit
 
 __all__ = ["fine_tune"]
@@ -40,7 +41,8 @@ def fine_tune(model: Backbone, train_data: Data, *, val_data: Data | None = None
     ``gradual=True``: ULMFiT's gradual unfreezing (Howard & Ruder, 2018): the second phase
     unfreezes one more block per epoch, from the last, until ``unfreeze_blocks`` (default all)
     train. Every record's ``"trainable"`` lists the groups that trained in that epoch; the
-    marks ``"+blockK"`` name the epoch each block joined. Example::
+    marks ``"+blockK"`` name the epoch each block joined. ``live=True`` draws both phases as
+    one curve in the notebook, the unfreeze epoch marked. Example::
 
         history = tlkit.fine_tune(model, train, epochs=3, gradual=True)
         history["trainable"]  # [['head'], ['block4', 'head'], ['block3', 'block4', 'head'], ...]
@@ -74,6 +76,10 @@ def fine_tune(model: Backbone, train_data: Data, *, val_data: Data | None = None
     if checkpoint_dir is not None and not isinstance(checkpoint_dir, (str, os.PathLike)):
         raise TypeError(f"checkpoint_dir must be a folder path, got {describe(checkpoint_dir)}")
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    # live=True: one curve over both phases, the unfreeze epoch marked on it.
+    if flag("live", fit_kwargs.get("live", False)):
+        fit_kwargs["live"] = LiveCurve()
+    curve = fit_kwargs.get("live") or None
     history = History()
     if freeze_epochs:
         freeze(model)
@@ -84,6 +90,8 @@ def fine_tune(model: Backbone, train_data: Data, *, val_data: Data | None = None
     # fastai's choice: halve the rate once the head is trained, spread 100x across the blocks.
     high = lr / 2
     rates = slice(high / lr_ratio, high)
+    if curve is not None:
+        curve.mark("unfreeze")
     if not gradual:
         unfreeze_last(model, last)
         tuned = _noted(model, fit(model, train_data, val_data=val_data, epochs=epochs, lr=rates,
@@ -96,6 +104,8 @@ def fine_tune(model: Backbone, train_data: Data, *, val_data: Data | None = None
             unfreeze_last(model, blocks)
             if blocks == epoch + 1 and blocks > 0:  # this epoch, one more block joined
                 tuned.marks[f"+block{len(model.blocks) - blocks}"] = epoch
+                if curve is not None and epoch:  # the first joins at the unfreeze line
+                    curve.mark(f"+block{len(model.blocks) - blocks}")
             # One fit per epoch (the trainable set changes); its seed moves on with the epoch
             # so that each epoch still sees the batches in a new order.
             tuned += _noted(model, fit(model, train_data, val_data=val_data, epochs=1, lr=rates,

@@ -35,6 +35,7 @@ from . import distributed, guards
 from .guards import (CPUTrainingWarning, SlowTrainingWarning, TrainingDiverged, diverged_message,
                      loss_bound)
 from .history import History
+from .live import LiveCurve
 from .optim import make_optimizer
 from .inputs import (Data, as_dataset, batches, check_batch_labels, check_labels, check_model,
                      embeds_tokens, forward, output_width)
@@ -77,7 +78,7 @@ def fit(model: nn.Module, train_data: Data, *, val_data: Data | None = None, epo
         resume: bool = False, mixed_precision: bool = True, num_workers: int | None = None,
         scheduler: str | None = None, progress: bool = True,
         on_batch: Callable[[int, int, float], None] | None = None,
-        sync_batchnorm: bool = False) -> History:
+        sync_batchnorm: bool = False, live: bool = False) -> History:
     """Train ``model`` on ``train_data`` (a Dataset, or cached features as a tuple ``(x, y)``).
 
     ``lr`` may be ``slice(lo, hi)`` for discriminative rates over a Backbone's groups. Frozen
@@ -93,6 +94,7 @@ def fit(model: nn.Module, train_data: Data, *, val_data: Data | None = None, epo
     Under ``torchrun --nproc_per_node=N`` the same call trains with DDP (learn/distributed.py):
     ``batch_size`` is per process, rank 0 alone writes checkpoints and progress, every process
     returns the same History; ``sync_batchnorm=True`` (GPUs) normalises over all N batches.
+    ``live=True`` draws loss and accuracy in the notebook, redrawn after every epoch.
     """
     # Every argument is checked before any work: a typo must not cost an epoch.
     check_model(model)
@@ -106,6 +108,7 @@ def fit(model: nn.Module, train_data: Data, *, val_data: Data | None = None, epo
     resume, progress = flag("resume", resume), flag("progress", progress)
     mixed_precision = flag("mixed_precision", mixed_precision)
     sync_batchnorm = flag("sync_batchnorm", sync_batchnorm)
+    live = live if isinstance(live, LiveCurve) else flag("live", live)  # fine_tune shares one
     group_learning_rates(lr, 1)  # a bad lr fails here, not after the model moved
     if on_batch is not None and not callable(on_batch):
         raise TypeError("on_batch must be a function (epoch, step, loss) or None")
@@ -132,14 +135,16 @@ def fit(model: nn.Module, train_data: Data, *, val_data: Data | None = None, epo
                       momentum=momentum, weight_decay=weight_decay, batch_size=batch_size,
                       seed=seed, device=device, ckpt=ckpt, resume=resume,
                       mixed_precision=mixed_precision, num_workers=num_workers,
-                      scheduler=scheduler, progress=progress, on_batch=on_batch, ranks=ranks)
+                      scheduler=scheduler, progress=progress, on_batch=on_batch, ranks=ranks,
+                      live=live)
 
 
 def _train(model, dataset, val_data, *, epochs, lr, optimizer, momentum, weight_decay,
            batch_size, seed, device, ckpt, resume, mixed_precision, num_workers, scheduler,
-           progress, on_batch, ranks) -> History:
+           progress, on_batch, ranks, live) -> History:
     """fit's loop, with every argument checked and the model on ``device``."""
     progress = progress and ranks.main  # one process prints; all of them train
+    curve = (live if isinstance(live, LiveCurve) else LiveCurve()) if live and ranks.main else None
     on_gpu = device.type == "cuda"
     if num_workers is None:  # a GPU waits for images decoded in this process: use others
         in_memory = isinstance(dataset, torch.utils.data.TensorDataset)  # nothing to decode
@@ -280,6 +285,8 @@ def _train(model, dataset, val_data, *, epochs, lr, optimizer, momentum, weight_
                                                     after_epoch=True), history)
         record["seconds"] = ranks.slowest(time.perf_counter() - started)
         history.records.append(record)
+        if curve is not None:
+            curve.add(record)
         if progress:
             tqdm.write(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                                 for k, v in record.items()))
