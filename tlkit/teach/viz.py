@@ -13,7 +13,8 @@ if TYPE_CHECKING:
     from ..data.images import ImageDataset
     from ..learn.history import History
 
-__all__ = ["plot_history", "plot_data_efficiency", "plot_similarity", "show_images"]
+__all__ = ["plot_history", "plot_data_efficiency", "plot_similarity", "show_images",
+           "show_augmented"]
 
 
 def _axes(ax):
@@ -71,24 +72,31 @@ def plot_history(history: "History", *, metrics: Sequence[str] | None = None,
 
 def plot_data_efficiency(results: Mapping[str, Mapping[int, Sequence[float]]], *,
                          ax: Any = None, ylabel: str = "test accuracy",
-                         xlabel: str = "labelled images per class"):
-    """Accuracy against labels per class, one line per method, error bars = std over seeds.
+                         xlabel: str = "labelled images per class", error: str = "std"):
+    """Accuracy against labels per class, one line per method, with error bars over seeds:
+    ``error="std"`` (the spread of one run) or ``"se"`` (the standard error of the mean,
+    std / √n: is a gap between two means real?).
 
     ``results[method][k]`` is the list of accuracies over seeds with ``k`` labels per class.
+    Example: ``tlkit.plot_data_efficiency({"features": {2: [0.8, 0.9]}}, error="se")``
     """
+    from ..core.checks import choice
+
+    choice("error", error, ("std", "se"))
     results = _as_results(results)
     ax = _one_axes(ax)
     for method, by_k in results.items():
         ks = sorted(by_k)
         means = [float(np.mean(by_k[k])) for k in ks]
-        stds = [float(np.std(by_k[k])) for k in ks]
-        ax.errorbar(ks, means, yerr=stds, marker="o", capsize=3, label=method)
+        bars = [float(np.std(by_k[k])) / (np.sqrt(len(by_k[k])) if error == "se" else 1)
+                for k in ks]
+        ax.errorbar(ks, means, yerr=bars, marker="o", capsize=3, label=method)
     ax.set_xscale("log")
     ax.set_xticks(sorted({k for by_k in results.values() for k in by_k}))
     ax.get_xaxis().set_major_formatter("{x:g}")
     ax.get_xaxis().set_minor_formatter("")  # no "3×10⁰" labels between the ticks
     ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
+    ax.set_ylabel(f"{ylabel} (mean ± {'SE' if error == 'se' else 'std'})")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     return ax
@@ -175,3 +183,58 @@ def show_images(data: "ImageDataset", *, n: int = 8, ax: Any = None,
         if title:
             a.set_title(data.classes[data.targets[int(i)]], fontsize=8)
     return axes
+
+
+def show_augmented(data: "ImageDataset", *, index: int = 0, n: int = 6, ax: Any = None):
+    """Image ``index`` of ``data`` as stored, then ``n`` draws through the data set's own
+    (random) transform, as the network would see them — what augmentation does, shown.
+
+    Example::
+
+        augment = model.weights.transforms(size=64, augment=True)
+        tlkit.show_augmented(train.with_transform(augment), n=6)
+    """
+    import matplotlib.pyplot as plt
+    import torch
+
+    from ..core.checks import integer
+
+    if not hasattr(data, "load_image"):
+        raise TypeError(f"show_augmented takes a tlkit data set (tlkit.load_dataset, "
+                        f"tlkit.image_folder), got {type(data).__name__}")
+    n = integer("n", n, min=1)
+    index = integer("index", index, min=0, max=len(data) - 1)
+    if data.transform is None:
+        raise ValueError("this data set has no transform, so there is nothing to draw: pass "
+                         "data.with_transform(model.weights.transforms(augment=True))")
+    if ax is None:
+        _, ax = plt.subplots(1, n + 1, figsize=(1.6 * (n + 1), 1.9))
+    axes = np.atleast_1d(ax).ravel()
+    if len(axes) < n + 1:
+        raise ValueError(f"the stored image and {n} draws need {n + 1} axes, got {len(axes)}")
+    axes[0].imshow(data.load_image(index))
+    axes[0].set_title("stored", fontsize=8)
+    mean, std = _normalisation(data.transform)
+    for i, a in enumerate(axes[1:n + 1]):
+        x = data[index][0]
+        if not isinstance(x, torch.Tensor) or x.dim() != 3:
+            raise TypeError(f"the transform must give an image tensor (C, H, W), got "
+                            f"{type(x).__name__}")
+        # Undo Normalize so that the draw shows colours, not standardised numbers.
+        shown = (x * std[:, None, None] + mean[:, None, None]).clamp(0, 1)
+        a.imshow(shown.permute(1, 2, 0).squeeze(-1).numpy(), cmap="gray" if len(x) == 1 else None)
+        a.set_title(f"draw {i + 1}", fontsize=8)
+    for a in axes:
+        a.set_axis_off()
+    return axes
+
+
+def _normalisation(transform):
+    """The mean and std of the transform's last ``Normalize`` (0 and 1 when it has none)."""
+    import torch
+
+    steps = getattr(transform, "transforms", [transform])
+    norms = [t for t in steps if type(t).__name__ == "Normalize"]
+    if not norms:
+        return torch.zeros(1), torch.ones(1)
+    return torch.tensor(norms[-1].mean), torch.tensor(norms[-1].std)
