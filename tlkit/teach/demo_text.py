@@ -2,7 +2,7 @@
 sentiment from scratch, on words it was never shown?
 
 On ``vader_words`` (English words rated negative / positive by 10 people each, from the VADER
-lexicon in ``vaderSentiment``) with 2 … 100 labelled words per class, over several seeds, three
+lexicon in ``vaderSentiment``) with 2 … 100 labelled words per class, over 10 seeds, three
 inputs to the same logistic regression, scored on the same held-out words:
 
 1. character n-grams (2–4 letters)              (traditional machine learning, from scratch)
@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -26,7 +27,8 @@ METHODS = ("character n-grams (scratch) + logistic regression",
            "MiniLM features (last layer) + logistic regression")
 
 
-def run_text_demo(*, ks=(2, 5, 10, 25, 100), seeds=(0, 1, 2),
+def run_text_demo(*, ks: Sequence[int] = (2, 5, 10, 25, 100),
+                  seeds: Sequence[int] = tuple(range(10)),
                   out_dir: str | Path = "results") -> dict:
     """Run the comparison; return ``{"accuracy": {method: {k: [accuracy per seed]}}, ...}``."""
     import torch
@@ -71,13 +73,17 @@ def run_text_demo(*, ks=(2, 5, 10, 25, 100), seeds=(0, 1, 2),
     result = {"accuracy": acc, "seconds_per_run": {m: float(np.mean(s)) for m, s in secs.items()},
               "ks": list(ks), "seeds": list(seeds), "encoder": encoder.name,
               "test_words": len(test)}
+    from .demo import seed_stats, format_table, what_the_runs_show
+
+    result["summary"] = {m: {k: seed_stats(v) for k, v in by_k.items()} for m, by_k in acc.items()}
     (out_dir / "demo_text.json").write_text(json.dumps(result, indent=2))
     _plot(acc, len(test), out_dir / "demo_text_data_efficiency.png")
-    from .demo import format_table
-
     print(format_table(result, title=f"vader_words, accuracy on {len(test)} held-out words "
-                                     f"(mean ± std over {len(seeds)} seeds), k = labelled "
-                                     f"words per class"))
+                                     f"(mean ± standard error = std/√n over {len(seeds)} "
+                                     f"seeds), k = labelled words per class"))
+    print("\n".join(what_the_runs_show(result)))
+    print(f"plot: {out_dir / 'demo_text_data_efficiency.png'}   numbers: "
+          f"{out_dir / 'demo_text.json'}")
     return result
 
 
