@@ -179,7 +179,7 @@ def test_fine_tuning_lesson_draws_its_live_curve_and_the_widget_updates(lab, bro
 
     path = "course/05_fine_tuning.ipynb"
     _open(browser, lab, path)
-    errors = _run_all(browser, path, timeout=400)
+    errors = _run_all(browser, path, timeout=600)
     assert errors == []
     # fine_tune(live=True): one figure, redrawn in place (display updates), the unfreeze marked.
     live = browser.execute_script(PANEL + """
