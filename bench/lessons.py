@@ -5,6 +5,7 @@ on 2 CPU cores (Binder gives 2 GB). This script measures both, one notebook at a
 
     python bench/lessons.py                       # every notebook in course/
     python bench/lessons.py course/04_*.ipynb     # some of them
+    python bench/lessons.py --save /tmp/run       # and keep the executed copies to read
 
 Last line: ``LESSONS max_seconds=<s> max_peak_mb=<mb>``.
 """
@@ -22,7 +23,7 @@ from nbclient import NotebookClient
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run(path: Path) -> tuple[float, float]:
+def run(path: Path, save: Path | None = None) -> tuple[float, float]:
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(nb, timeout=600, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}})
@@ -54,14 +55,23 @@ def run(path: Path) -> tuple[float, float]:
         seconds = time.perf_counter() - start
         done.set()
         watcher.join()
+        if save is not None:  # also when a cell failed: the traceback is in the copy
+            save.mkdir(parents=True, exist_ok=True)
+            nbformat.write(nb, save / path.name)
     return seconds, peak
 
 
 def main(argv: list[str]) -> None:
+    save = None
+    if "--save" in argv:
+        i = argv.index("--save")
+        if i + 1 >= len(argv):
+            sys.exit("--save needs a folder: python bench/lessons.py --save /tmp/run")
+        save, argv = Path(argv[i + 1]), argv[:i] + argv[i + 2:]
     paths = [Path(a) for a in argv] or sorted((ROOT / "course").glob("[0-9]*.ipynb"))
     worst_s, worst_mb = 0.0, 0.0
     for path in paths:
-        seconds, mb = run(path)
+        seconds, mb = run(path, save)
         worst_s, worst_mb = max(worst_s, seconds), max(worst_mb, mb)
         flag = "" if seconds <= 90 and mb <= 1500 else "   <-- over budget (90 s / 1500 MB)"
         print(f"{path.name:<40} {seconds:6.1f} s  {mb:7.0f} MB peak{flag}", flush=True)

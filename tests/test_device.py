@@ -159,3 +159,31 @@ def test_text_encoder_on_the_gpu_returns_cpu_embeddings():
     emb = encoder.encode(["a good film", "a bad film"])
     assert emb.device.type == "cpu" and emb.shape == (2, 384)
     assert device_of(encoder).type == "cuda"
+
+
+@pytest.mark.parametrize("layout", ["v2", "v1", "v1-namespaced", "unlimited", "none"])
+def test_the_cpu_quota_of_a_container_caps_the_threads(tmp_path, monkeypatch, layout):
+    # Binder gives 1 CPU on a many-core host: the quota, not os.cpu_count(), is what counts.
+    from tlkit.core import device
+    root, procs = tmp_path / "cgroup", tmp_path / "self_cgroup"
+    if layout == "v2":
+        (root / "user" / "pod").mkdir(parents=True)
+        (root / "user" / "pod" / "cpu.max").write_text("150000 100000\n")
+        procs.write_text("0::/user/pod\n")
+    elif layout in ("v1", "v1-namespaced"):
+        where = root / "cpu" / ("" if layout == "v1-namespaced" else "kubepods/pod")
+        where.mkdir(parents=True)
+        (where / "cpu.cfs_quota_us").write_text("100000\n")
+        (where / "cpu.cfs_period_us").write_text("100000\n")
+        # Inside a cgroup namespace /proc/self/cgroup names the host's path, the files sit at root.
+        procs.write_text("4:memory:/kubepods/pod\n2:cpu,cpuacct:/kubepods/pod\n0::/\n")
+    elif layout == "unlimited":
+        root.mkdir()
+        (root / "cpu.max").write_text("max 100000\n")
+        procs.write_text("0::/\n")
+    expected = {"v2": 1.5, "v1": 1.0, "v1-namespaced": 1.0, "unlimited": None, "none": None}
+    assert device._cgroup_cpu_quota(str(procs), str(root)) == expected[layout]
+
+    monkeypatch.setattr(device, "_cgroup_cpu_quota", lambda: expected[layout])
+    monkeypatch.setattr(device.os, "sched_getaffinity", lambda pid: set(range(16)), raising=False)
+    assert device.available_cpus() == {"v2": 1, "v1": 1, "v1-namespaced": 1}.get(layout, 16)

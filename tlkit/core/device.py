@@ -125,15 +125,56 @@ def available_cpus() -> int:
 
     In a container (Binder, Docker) ``os.cpu_count()`` reports the host's cores; torch then
     starts that many threads on a 1-CPU quota and they spend their time waiting for each other.
+    Example: ``torch.set_num_threads(available_cpus())``
     """
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    try:
-        quota, period = open("/sys/fs/cgroup/cpu.max").read().split()[:2]  # cgroup v2
-        if quota != "max":
-            cpus = min(cpus, max(1, int(int(quota) / int(period))))
-    except (OSError, ValueError):
-        pass
+    quota = _cgroup_cpu_quota()
+    if quota is not None:
+        cpus = min(cpus or 1, max(1, int(quota)))
     return max(1, cpus or 1)
+
+
+def _cgroup_cpu_quota(proc_cgroup: str = "/proc/self/cgroup",
+                      root: str = "/sys/fs/cgroup") -> float | None:
+    """The CPU quota (in CPUs) of this process's cgroup, v2 or v1; None when unlimited or unknown.
+
+    Looked up at the process's own cgroup path first, then at the root: inside a container's
+    cgroup namespace the process's cgroup *is* the root.
+    """
+    try:
+        lines = open(proc_cgroup).read().splitlines()
+    except OSError:
+        lines = []
+    places = []  # (file with "quota period", or quota file and period file)
+    for line in lines:
+        _, controllers, path = (line.split(":", 2) + ["", ""])[:3]
+        path = path.strip("/")
+        if controllers == "":  # cgroup v2: one unified hierarchy
+            places += [(os.path.join(root, path, "cpu.max"), None),
+                       (os.path.join(root, "unified", path, "cpu.max"), None)]
+        elif "cpu" in controllers.split(","):
+            for mount in ("cpu", "cpu,cpuacct", "cpuacct,cpu"):
+                base = os.path.join(root, mount, path)
+                places.append((os.path.join(base, "cpu.cfs_quota_us"),
+                               os.path.join(base, "cpu.cfs_period_us")))
+    places += [(os.path.join(root, "cpu.max"), None),
+               (os.path.join(root, "cpu", "cpu.cfs_quota_us"),
+                os.path.join(root, "cpu", "cpu.cfs_period_us"))]
+    for quota_file, period_file in places:
+        try:
+            if period_file is None:
+                quota, period = open(quota_file).read().split()[:2]
+            else:
+                quota, period = open(quota_file).read().strip(), open(period_file).read().strip()
+        except (OSError, ValueError):
+            continue
+        if quota in ("max", "-1"):
+            return None
+        try:
+            return int(quota) / int(period)
+        except (ValueError, ZeroDivisionError):
+            return None
+    return None
 
 
 def on_colab() -> bool:
