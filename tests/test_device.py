@@ -187,3 +187,36 @@ def test_the_cpu_quota_of_a_container_caps_the_threads(tmp_path, monkeypatch, la
     monkeypatch.setattr(device, "_cgroup_cpu_quota", lambda: expected[layout])
     monkeypatch.setattr(device.os, "sched_getaffinity", lambda pid: set(range(16)), raising=False)
     assert device.available_cpus() == {"v2": 1, "v1": 1, "v1-namespaced": 1}.get(layout, 16)
+
+
+BLAS_PROBE = """
+import json, tlkit
+{call}
+import scipy.linalg, sklearn.linear_model  # SciPy's own OpenBLAS loads only now
+from threadpoolctl import threadpool_info
+import torch
+print(json.dumps({{"blas": [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"
+                            and "torch" not in i["filepath"].split("/")],
+                  "torch": torch.get_num_threads()}}))
+"""
+
+
+def _blas_threads(call: str, **env: str) -> dict:
+    import json, os, subprocess, sys
+    clean = {k: v for k, v in os.environ.items()
+             if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    out = subprocess.run([sys.executable, "-c", BLAS_PROBE.format(call=call)], env={**clean, **env},
+                         capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+@pytest.mark.skipif(len(__import__("os").sched_getaffinity(0)) < 2, reason="needs 2 or more cores")
+def test_setup_runs_numpy_and_scipy_blas_on_one_thread_and_keeps_torch_on_every_cpu():
+    from tlkit.core.device import available_cpus
+    before = _blas_threads("")
+    assert before["blas"] and max(before["blas"]) > 1   # without setup: one thread per core
+    after = _blas_threads("tlkit.setup(quiet=True)")
+    assert after["blas"] and set(after["blas"]) == {1}  # NumPy's and SciPy's, loaded after too
+    assert after["torch"] == available_cpus()
+    chosen = _blas_threads("tlkit.setup(quiet=True)", OPENBLAS_NUM_THREADS="2")
+    assert set(chosen["blas"]) == {2}                    # the learner's own setting wins

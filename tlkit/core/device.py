@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 __all__ = ["default_device", "as_device", "autocast_dtype", "on_colab", "on_binder",
-           "environment", "available_cpus", "running_on", "device_of"]
+           "environment", "available_cpus", "one_blas_thread", "running_on", "device_of"]
 
 
 def default_device() -> torch.device:
@@ -132,6 +132,29 @@ def available_cpus() -> int:
     if quota is not None:
         cpus = min(cpus or 1, max(1, int(quota)))
     return max(1, cpus or 1)
+
+
+def one_blas_thread() -> bool:
+    """Run NumPy's and SciPy's BLAS on one thread (torch keeps its own); False if you chose.
+
+    scikit-learn's fits in the lessons are tiny (tens of images × a few thousand numbers), and a
+    second OpenBLAS thread costs more in hand-offs than it computes: 12 logistic regressions on
+    raw texture pixels took 16.6 s with 2 threads and 2.6 s with 1 on 2 idle cores, 22 s and
+    2.3 s on Binder's 1 CPU (bench/RESULTS.md). ``tlkit.setup()`` calls it.
+    Example: ``one_blas_thread()``
+    """
+    if any(v in os.environ for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")):
+        return False  # the learner's own setting wins
+    # A BLAS loaded later (SciPy's own OpenBLAS, with scikit-learn) reads this when it loads …
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"
+    try:  # … one loaded already (NumPy's) is told now; torch's libraries are left alone.
+        from threadpoolctl import ThreadpoolController
+        for lib in ThreadpoolController().lib_controllers:
+            if lib.user_api == "blas" and "torch" not in (lib.filepath or "").split(os.sep):
+                lib.set_num_threads(1)
+    except (ImportError, AttributeError):  # threadpoolctl < 3 or missing: the variable alone
+        pass
+    return True
 
 
 def _cgroup_cpu_quota(proc_cgroup: str = "/proc/self/cgroup",

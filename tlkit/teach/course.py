@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from ..core.checks import flag
-from ..core.device import available_cpus, default_device, environment
+from ..core.device import available_cpus, default_device, environment, one_blas_thread
 from ..core.seed import seed_everything
 
 __all__ = ["setup", "Setup"]
@@ -52,6 +52,7 @@ def setup(*, full: bool = False, seed: int = 0, quiet: bool = False) -> Setup:
         # More threads than usable CPUs (Binder: 1 CPU on a many-core host) makes torch's
         # threads wait for each other: use exactly the CPUs this process may use.
         torch.set_num_threads(available_cpus())
+    one_blas_thread()  # scikit-learn's small fits: one BLAS thread is several times faster
     course = Setup(full=full, device=device, environment=where, seed=seed)
     if not quiet:
         print(_message(course))
